@@ -1,0 +1,148 @@
+"""The errata of the tutorial, generated from the equation ledger (:mod:`derivations.ledger`).
+
+Nothing here records a verdict: every row is read from a ledger entry, so the errata chapter
+(``tutorial/06_errata.ipynb``) can never disagree with the ledger, and the ledger's checks are
+what prove it. The order is the tutorial's: numbered equations by number, a claim of the prose
+(``"text after (14)"``) right after the equation it names.
+
+How a field is shown in markdown (:func:`errata_markdown`): text that already holds ``$`` is
+markdown with its own math; LaTeX without delimiters (``\\hat W = \\dots``) is wrapped in
+``$...$``; prose is shown as it is. A chapter module may offer a short demonstration of what goes
+wrong with a printed formula: ``DEMOS: dict[str, Callable[[], str]]`` maps a label to a function
+returning deterministic text (numbers rounded); :func:`demonstrations` collects them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import re
+from collections.abc import Callable, Iterable
+
+import pandas as pd
+
+from derivations import ledger
+from derivations.ledger import VERDICTS, Entry
+
+COLUMNS = ("equation", "topic", "printed", "verdict", "correction", "how")
+HEADERS = (
+    "Equation",
+    "Topic",
+    "The tutorial prints",
+    "Verdict",
+    "Correction",
+    "How it is verified",
+)
+
+
+def _entries(entries: Iterable[Entry] | None) -> list[Entry]:
+    return ledger.all_entries() if entries is None else list(entries)
+
+
+def sort_key(label: str) -> tuple[float, int, str]:
+    """Tutorial order: ``"(25)"`` by number; a prose claim after the first equation it names."""
+    m = re.fullmatch(r"\((\d+)\)", label)
+    if m:
+        return (int(m.group(1)), 0, label)
+    m = re.search(r"\((\d+)\)", label)
+    return (int(m.group(1)) if m else math.inf, 1, label)
+
+
+def errata_entries(entries: Iterable[Entry] | None = None) -> list[Entry]:
+    """Every entry whose verdict is not ``ok`` (default: the whole ledger), in tutorial order."""
+    return sorted(
+        (e for e in _entries(entries) if e.verdict != "ok"), key=lambda e: sort_key(e.label)
+    )
+
+
+def errata_table(entries: Iterable[Entry] | None = None) -> pd.DataFrame:
+    """One row per ``slip`` or ``wrong`` entry (columns: :data:`COLUMNS`), tutorial order."""
+    rows = [
+        (e.label, e.topic, e.printed, e.verdict, e.correction, e.how)
+        for e in errata_entries(entries)
+    ]
+    return pd.DataFrame(rows, columns=list(COLUMNS))
+
+
+def verdict_counts(entries: Iterable[Entry] | None = None) -> dict[str, int]:
+    """How many entries have each verdict, plus ``total`` and ``numbered`` (distinct (1)-(70))."""
+    entries = _entries(entries)
+    counts = {v: sum(e.verdict == v for e in entries) for v in VERDICTS}
+    counts["total"] = len(entries)
+    counts["numbered"] = len({e.number for e in entries if e.number is not None})
+    return counts
+
+
+def recheck(entries: Iterable[Entry] | None = None) -> list[tuple[str, str, str]]:
+    """Run every check: ``(label, recorded, computed)`` verdicts per entry, tutorial order."""
+    ordered = sorted(_entries(entries), key=lambda e: sort_key(e.label))
+    return [(e.label, e.verdict, e.check()) for e in ordered]
+
+
+def demonstrations() -> dict[str, Callable[[], str]]:
+    """The ``DEMOS`` that chapter ledger modules offer, label -> function returning text."""
+    demos: dict[str, Callable[[], str]] = {}
+    for name in ledger._CHAPTER_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as err:  # a chapter not written yet
+            if err.name != name:
+                raise
+            continue
+        demos.update(getattr(module, "DEMOS", {}))
+    return demos
+
+
+# --- markdown --------------------------------------------------------------------------------
+
+_COMMAND = re.compile(r"\\[A-Za-z]+(\{[^{}]*\})?")
+_PROSE = re.compile(r"[A-Za-z]{2,}[,.;:]?\s+[A-Za-z]{2,}[,.;:]?\s+[A-Za-z]{2,}")
+
+
+def is_latex(text: str) -> bool:
+    """True for bare LaTeX (a command, ``^``, ``_`` or ``=``, and not three words of prose)."""
+    if "$" in text or not re.search(r"[\\^_=]", text):
+        return False
+    return not _PROSE.search(_COMMAND.sub(" ", text))
+
+
+def cell(text: str, maybe_latex: bool = True) -> str:
+    """One field as the content of a markdown table cell (bare LaTeX wrapped, pipes escaped)."""
+    text = " ".join(text.split())  # a table row is one line
+    if not text:
+        return ""
+    if maybe_latex and is_latex(text):
+        text = f"${text}$"
+    elif "$" not in text:
+        text = text.replace("<", "&lt;")
+    # A table splits its row on '|' before any inline parsing, math included: escape every pipe
+    # (the parser drops one backslash, so LaTeX's own '\|' survives as '\|').
+    return text.replace("|", "\\|")
+
+
+def errata_markdown(entries: Iterable[Entry] | None = None) -> str:
+    """The errata as a markdown table (one row per non-``ok`` entry); a sentence when none."""
+    table = errata_table(entries)
+    if table.empty:
+        return "The ledger holds no `slip` or `wrong` entry."
+    lines = ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
+    for row in table.itertuples(index=False):
+        cells = [
+            cell(row.equation, False),
+            cell(row.topic, False),
+            cell(row.printed),
+            f"**{row.verdict}**",
+            cell(row.correction),
+            cell(row.how, False),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def counts_markdown(entries: Iterable[Entry] | None = None) -> str:
+    """The verdict counts as a small markdown table."""
+    c = verdict_counts(entries)
+    lines = ["| Verdict | Entries |", "|---|---|"]
+    lines += [f"| {v} | {c[v]} |" for v in VERDICTS]
+    lines.append(f"| **total** | {c['total']} |")
+    return "\n".join(lines)

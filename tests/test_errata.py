@@ -1,0 +1,117 @@
+"""The errata chapter is generated from the ledger: one row per non-ok entry, same verdicts."""
+
+import re
+
+import pytest
+import sympy as sp
+
+from derivations import errata
+from derivations.ledger import Entry, all_entries, by_label, classify
+
+x = sp.symbols("x", real=True)
+
+
+def _holds(lhs, rhs) -> bool:
+    return sp.simplify(lhs - rhs) == 0
+
+
+# A small ledger of our own, out of tutorial order, with pipes and prose to trip the markdown.
+FAKE = [
+    Entry("(10)", "square", r"(x+1)^2 = x^2 + 1", "wrong", r"(x+1)^2 = x^2 + 2x + 1",
+          "sympy expand", lambda: classify(_holds((x + 1) ** 2, x**2 + 1)),
+          demo="drops the cross term 2x"),
+    Entry("(2)", "derivative", r"\frac{d}{dx} x^2 = 2x", "ok", "", "sympy diff",
+          lambda: classify(_holds(sp.diff(x**2, x), 2 * x))),
+    Entry("text after (3)", "norm | pipes", r"\|x\|^2 = |x|^2 \mid p(z|x)", "slip",
+          r"\|x\|^2 = |x|^2", "sympy Abs", lambda: classify(False, True)),
+    Entry("(3)", "prose claim", "the text says the sum is three", "slip",
+          "the sum is $1 + 2 = 3$", "arithmetic", lambda: classify(1 + 2 == 4, 1 + 2 == 3)),
+]  # fmt: skip
+
+
+def test_fake_checks_compute_their_recorded_verdicts():
+    assert [(lab, rec) for lab, rec, comp in errata.recheck(FAKE) if rec != comp] == []
+
+
+def test_table_has_one_row_per_non_ok_entry_in_tutorial_order():
+    table = errata.errata_table(FAKE)
+    assert list(table.columns) == list(errata.COLUMNS)
+    # numeric order, a prose claim right after its equation; "(10)" sorts after "(3)"
+    assert list(table["equation"]) == ["(3)", "text after (3)", "(10)"]
+    assert list(table["verdict"]) == ["slip", "slip", "wrong"]
+    assert "(2)" not in set(table["equation"])
+
+
+def test_counts():
+    c = errata.verdict_counts(FAKE)
+    assert c == {"ok": 1, "slip": 2, "wrong": 1, "total": 4, "numbered": 3}
+
+
+def test_table_matches_the_real_ledger():
+    entries = all_entries()
+    table = errata.errata_table()
+    non_ok = sorted(e.label for e in entries if e.verdict != "ok")
+    assert sorted(table["equation"]) == non_ok
+    assert len(table) == len(non_ok)  # exactly one row each
+    for row in table.itertuples(index=False):
+        entry = by_label(row.equation)
+        assert (row.verdict, row.correction, row.printed) == (
+            entry.verdict,
+            entry.correction,
+            entry.printed,
+        )
+    counts = errata.verdict_counts()
+    assert counts["slip"] + counts["wrong"] == len(table)
+
+
+def test_latex_detection():
+    assert errata.is_latex(r"\hat W = U \Sigma")
+    assert errata.is_latex("x^2")
+    assert not errata.is_latex("the KL term has the wrong sign")
+    assert not errata.is_latex(r"the prior is $\mathcal N(0, I)$")
+    assert not errata.is_latex(r"replace \sigma by its square in the second term")
+
+
+def test_markdown_rows_split_into_six_cells():
+    md = errata.errata_markdown(FAKE)
+    rows = md.splitlines()[2:]
+    assert len(rows) == 3
+    for row in rows:
+        # split the way a table parser does: on pipes not preceded by a backslash
+        cells = re.split(r"(?<!\\)\|", row.strip())[1:-1]
+        assert len(cells) == len(errata.HEADERS), row
+
+
+def test_markdown_of_nothing_is_a_sentence():
+    assert "no `slip` or `wrong` entry" in errata.errata_markdown([FAKE[1]])
+
+
+def _rendered_rows(md: str) -> list[list[str]]:
+    """The table body as a MyST-like parser renders it (tables + dollar math): cells' HTML."""
+    markdown_it = pytest.importorskip("markdown_it")
+    dollarmath = pytest.importorskip("mdit_py_plugins.dollarmath")
+    parser = markdown_it.MarkdownIt("commonmark").enable("table").use(dollarmath.dollarmath_plugin)
+    html = parser.render(md)
+    body = re.search(r"<tbody>(.*)</tbody>", html, re.S).group(1)
+    return [
+        re.findall(r"<td>(.*?)</td>", tr, re.S) for tr in re.findall(r"<tr>(.*?)</tr>", body, re.S)
+    ]
+
+
+@pytest.mark.parametrize("entries", [FAKE, None], ids=["fake", "ledger"])
+def test_markdown_renders_every_label(entries):
+    expected = errata.errata_entries(entries)
+    rows = _rendered_rows(errata.errata_markdown(entries)) if expected else []
+    assert [r[0] for r in rows] == [e.label for e in expected]
+    for row, entry in zip(rows, expected, strict=True):
+        assert len(row) == len(errata.HEADERS)
+        assert entry.verdict in row[3]
+        if errata.is_latex(" ".join(entry.correction.split())):
+            # the correction reaches the math renderer whole, pipes and all
+            math = re.search(r'<span class="math inline">(.*?)</span>', row[4], re.S)
+            assert math is not None, row[4]
+            plain = " ".join(entry.correction.split())
+            assert (
+                math.group(1).replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+                == plain
+            )

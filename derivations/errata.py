@@ -146,3 +146,18 @@ def counts_markdown(entries: Iterable[Entry] | None = None) -> str:
     lines += [f"| {v} | {c[v]} |" for v in VERDICTS]
     lines.append(f"| **total** | {c['total']} |")
     return "\n".join(lines)
+
+
+# --- the chapter's exercise ------------------------------------------------------------------
+
+
+def check_exercise_1(answer: int | None) -> None:
+    """Exercise of chapter 6: the smallest equation number whose verdict is ``wrong``.
+
+    ``None`` is the right answer only when no numbered equation is ``wrong``.
+    Raises ``AssertionError`` on a wrong answer.
+    """
+    wrong = [e.number for e in ledger.all_entries() if e.verdict == "wrong" and e.number]
+    expected = min(wrong) if wrong else None
+    assert answer == expected, f"{answer!r} is not the first wrong equation; look at the verdicts"
+    print("Right.")

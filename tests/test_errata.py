@@ -115,3 +115,13 @@ def test_markdown_renders_every_label(entries):
                 math.group(1).replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
                 == plain
             )
+
+
+def test_exercise_1():
+    numbers = sorted(e.number for e in all_entries() if e.verdict == "wrong" and e.number)
+    right = numbers[0] if numbers else None
+    errata.check_exercise_1(right)
+    with pytest.raises(AssertionError):
+        errata.check_exercise_1(71 if right is None else right + 1)
+    with pytest.raises(AssertionError):
+        errata.check_exercise_1(0)

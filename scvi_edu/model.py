@@ -1,0 +1,312 @@
+"""``SCVI``: the user-facing model on an AnnData of raw counts (scvi-tools-like names).
+
+It only orchestrates (DESIGN's data flow): ``CountData`` validates and encodes the AnnData,
+``VAE`` holds the mathematics (eqs. (55)-(70)), ``train`` optimises eq. (70). There is no
+likelihood here.
+
+    >>> model = SCVI(adata, batch_key="batch")          # raw counts in adata.X (or layer=...)
+    >>> model.train(max_epochs=100, seed=0)
+    >>> z = model.get_latent_representation()           # (cells, n_latent), mean of q(z | x)
+    >>> rho = model.get_normalized_expression()         # DataFrame, rows sum to 1
+    >>> model.get_elbo()                                # mean ELBO per cell (negative)
+
+Differences from scvi-tools worth knowing: ``get_elbo`` returns the ELBO itself (a negative
+number, higher is better), whereas scvi-tools returns its negative; the KL warm-up reaches full
+weight within the run (see ``scvi_edu.train``); ``seed`` arguments make the initialisation
+(``SCVI(..., seed=)``) and the training (``train(seed=)``) reproducible without touching the
+global Torch RNG.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import torch
+
+from .data import CountData, split_indices
+from .module import VAE
+from .train import train as _train
+
+__all__ = ["SCVI"]
+
+_FROM_DATA = ("n_input", "n_batch", "n_labels", "library_log_means", "library_log_vars")
+_FILE = "model.pt"
+
+
+def default_max_epochs(n_cells: int) -> int:
+    """scvi-tools' default: min(round(20000 / n_cells * 400), 400) epochs (~20k-cell passes)."""
+    return int(min(round(20000 / n_cells * 400), 400))
+
+
+class SCVI:
+    """scVI on an AnnData of raw counts.
+
+    Parameters
+    ----------
+    adata
+        Cells x genes raw counts (``X`` or ``layers[layer]``, dense or sparse). Never modified.
+    batch_key, labels_key
+        Columns of ``adata.obs`` with the batch (corrected for) and the labels (only used by
+        ``dispersion="gene-label"``).
+    layer
+        Layer holding the counts.
+    seed
+        Seeds the initial weights (inside a forked RNG).
+    **model_options
+        Passed to ``VAE`` (``n_hidden``, ``n_latent``, ``n_layers``, ``dropout_rate``,
+        ``dispersion``, ``gene_likelihood``, ``use_observed_lib_size``, ...). With
+        ``use_observed_lib_size=False`` the prior of the log library is the per-batch mean and
+        variance of eq. (62) (corrected), computed from ``adata``.
+    """
+
+    def __init__(
+        self,
+        adata: ad.AnnData,
+        batch_key: str | None = None,
+        labels_key: str | None = None,
+        layer: str | None = None,
+        seed: int | None = None,
+        **model_options: Any,
+    ):
+        given = [k for k in _FROM_DATA if k in model_options]
+        if given:
+            raise ValueError(f"{given} are computed from the data; do not pass them")
+        self.adata = adata
+        self.batch_key, self.labels_key, self.layer = batch_key, labels_key, layer
+        self._data = CountData(adata, batch_key=batch_key, labels_key=labels_key, layer=layer)
+        self.batch_categories = self._data.batch_categories
+        self.label_categories = self._data.label_categories
+        self.var_names = list(adata.var_names)
+        self.model_options = dict(model_options)
+        module_kwargs = dict(
+            n_input=self._data.n_genes,
+            n_batch=self._data.n_batch,
+            n_labels=self._data.n_labels,
+            **model_options,
+        )
+        if not model_options.get("use_observed_lib_size", True):
+            means, variances = self._data.library_log_means, self._data.library_log_vars
+            if (variances <= 0).any():
+                names = self.batch_categories or ["(all cells)"]
+                bad = [names[i] for i in np.flatnonzero(variances <= 0)]
+                raise ValueError(
+                    f"batch(es) {bad} have zero variance of log library size (a single cell or "
+                    "identical totals): the prior of eq. (62) is degenerate; use the observed "
+                    "library (use_observed_lib_size=True) or merge the batch"
+                )
+            module_kwargs["library_log_means"] = means.tolist()
+            module_kwargs["library_log_vars"] = variances.tolist()
+        self._module_kwargs = module_kwargs
+        self.module = self._build_module(module_kwargs, seed)
+        self.is_trained = False
+        self.history: pd.DataFrame | None = None
+        self.train_indices: np.ndarray | None = None
+        self.validation_indices: np.ndarray | None = None
+
+    @staticmethod
+    def _build_module(kwargs: dict, seed: int | None) -> VAE:
+        if seed is None:
+            return VAE(**kwargs)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return VAE(**kwargs)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.module.parameters()).device
+
+    def __repr__(self) -> str:
+        m = self.module
+        library = "observed" if m.use_observed_lib_size else "latent (prior eq. (62))"
+        status = f"trained for {len(self.history)} epochs" if self.is_trained else "not trained"
+        return (
+            f"SCVI({self._data.n_cells} cells x {self._data.n_genes} genes, "
+            f"n_batch={self._data.n_batch}, n_labels={self._data.n_labels}, "
+            f"n_latent={m.n_latent}, gene_likelihood={m.gene_likelihood!r}, "
+            f"dispersion={m.dispersion!r}, library={library}; {status})"
+        )
+
+    # -- data ------------------------------------------------------------------------------
+    def _validate(self, adata: ad.AnnData | None) -> CountData:
+        """The training data, or ``adata`` encoded with the training categories and genes."""
+        if adata is None:
+            return self._data
+        return CountData(
+            adata,
+            batch_key=self.batch_key,
+            labels_key=self.labels_key,
+            layer=self.layer,
+            batch_categories=self.batch_categories,
+            label_categories=self.label_categories,
+            var_names=self.var_names,
+        )
+
+    # -- training --------------------------------------------------------------------------
+    def train(
+        self,
+        max_epochs: int | None = None,
+        lr: float = 1e-3,
+        batch_size: int = 128,
+        early_stopping: bool = False,
+        seed: int | None = None,
+        progress_bar: bool = True,
+        train_size: float = 0.9,
+        device: str | torch.device = "cpu",
+        **train_kwargs: Any,
+    ) -> None:
+        """Train with ``scvi_edu.train.train`` (Adam, KL warm-up, validation ELBO).
+
+        ``max_epochs=None`` uses scvi-tools' default ``min(round(20000 / n_cells * 400), 400)``.
+        Other keywords (``weight_decay``, ``kl_warmup_fraction``, ``n_epochs_kl_warmup``,
+        ``patience``, ...) go to ``train``. The history is in ``self.history``; calling
+        ``train`` again continues from the current weights with a fresh optimiser and
+        replaces the history.
+        """
+        if max_epochs is None:
+            max_epochs = default_max_epochs(self._data.n_cells)
+        split_seed = seed if seed is not None else int(torch.randint(0, 2**31 - 1, ()).item())
+        self.train_indices, self.validation_indices = split_indices(
+            self._data.n_cells, train_size, split_seed
+        )
+        self.history = _train(
+            self.module,
+            self._data,
+            max_epochs,
+            lr=lr,
+            batch_size=batch_size,
+            early_stopping=early_stopping,
+            seed=seed,
+            progress_bar=progress_bar,
+            train_indices=self.train_indices,
+            validation_indices=self.validation_indices,
+            device=device,
+            **train_kwargs,
+        )
+        self.is_trained = True
+
+    # -- queries ---------------------------------------------------------------------------
+    def _minibatches(self, data: CountData, batch_size: int):
+        """Minibatches in cell order, module in eval mode (call inside ``torch.no_grad()``)."""
+        self.module.eval()
+        return data.minibatches(batch_size=batch_size, device=self.device)
+
+    def get_latent_representation(
+        self, adata: ad.AnnData | None = None, give_mean: bool = True, batch_size: int = 1024
+    ) -> np.ndarray:
+        """Latent z of every cell: the mean of q(z | x, s) (``give_mean``) or one sample of it
+        (eq. (61)). Returns an array (n_cells, n_latent)."""
+        data = self._validate(adata)
+        out = []
+        with torch.no_grad():
+            for mb in self._minibatches(data, batch_size):
+                inf = self.module.inference(mb["x"], mb["batch_index"])
+                out.append((inf["qz_loc"] if give_mean else inf["z"]).cpu().numpy())
+        return np.concatenate(out)
+
+    def get_normalized_expression(
+        self,
+        adata: ad.AnnData | None = None,
+        library_size: float | str = 1.0,
+        n_samples: int = 1,
+        batch_size: int = 256,
+        return_numpy: bool = False,
+    ) -> pd.DataFrame | np.ndarray:
+        """Decoded expression averaged over ``n_samples`` draws of z ~ q(z | x, s).
+
+        ``library_size=1``: rho = f_w(z, s) (rows sum to 1, eq. (55)); a number c: c * rho
+        (e.g. 1e4: CP10k-like); ``"latent"``: mu = l * rho, the expected counts at the cell's
+        own depth. Returns a DataFrame cells x genes (or an array).
+        """
+        if library_size != "latent" and not (
+            isinstance(library_size, int | float) and np.isfinite(library_size) and library_size > 0
+        ):
+            raise ValueError(
+                f'library_size must be a positive number or "latent", got {library_size!r}'
+            )
+        if int(n_samples) != n_samples or n_samples < 1:
+            raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
+        data = self._validate(adata)
+        key = "px_rate" if library_size == "latent" else "px_scale"
+        scale = 1.0 if library_size == "latent" else float(library_size)
+        out = []
+        with torch.no_grad():
+            for mb in self._minibatches(data, batch_size):
+                b, y = mb["batch_index"], mb["labels"]
+                inf = self.module.inference(mb["x"], b, n_samples=n_samples)
+                gen = self.module.generative(inf["z"], inf["library"], b, y)
+                px = gen[key].reshape(n_samples, mb["x"].shape[0], -1).mean(dim=0)
+                out.append((scale * px).cpu().numpy())
+        values = np.concatenate(out)
+        if return_numpy:
+            return values
+        index = data.obs_names if data.obs_names is not None else None
+        return pd.DataFrame(values, index=index, columns=self.var_names)
+
+    def get_elbo(self, adata: ad.AnnData | None = None, batch_size: int = 1024) -> float:
+        """Mean ELBO per cell, eq. (69)/(70) with one sample of (z, l): a negative number,
+        higher is better (scvi-tools' ``get_elbo`` returns its negative)."""
+        data = self._validate(adata)
+        total = 0.0
+        with torch.no_grad():
+            for mb in self._minibatches(data, batch_size):
+                total += self.module(mb["x"], mb["batch_index"], mb["labels"]).elbo.sum().item()
+        return total / data.n_cells
+
+    # -- persistence -----------------------------------------------------------------------
+    def save(self, path: str | os.PathLike, overwrite: bool = False) -> None:
+        """Save weights, init arguments, categories, gene names and history to ``path/model.pt``."""
+        os.makedirs(path, exist_ok=True)
+        file = os.path.join(path, _FILE)
+        if os.path.exists(file) and not overwrite:
+            raise ValueError(f"{file} exists: pass overwrite=True to replace it")
+        state = {
+            "state_dict": {k: v.cpu() for k, v in self.module.state_dict().items()},
+            "module_kwargs": self._module_kwargs,
+            "model_options": self.model_options,
+            "keys": {
+                "batch_key": self.batch_key,
+                "labels_key": self.labels_key,
+                "layer": self.layer,
+            },
+            "batch_categories": self.batch_categories,
+            "label_categories": self.label_categories,
+            "var_names": self.var_names,
+            "is_trained": self.is_trained,
+            "history": None if self.history is None else self.history.reset_index().to_dict("list"),
+        }
+        torch.save(state, file)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, adata: ad.AnnData) -> SCVI:
+        """Rebuild a saved model on ``adata`` (same genes; batches among the saved categories).
+
+        The library prior (latent library) is the saved one, not recomputed from ``adata``.
+        """
+        file = os.path.join(path, _FILE)
+        if not os.path.exists(file):
+            raise ValueError(f"no saved model at {file}")
+        state = torch.load(file, map_location="cpu", weights_only=True)
+        model = cls.__new__(cls)
+        model.adata = adata
+        model.batch_key = state["keys"]["batch_key"]
+        model.labels_key = state["keys"]["labels_key"]
+        model.layer = state["keys"]["layer"]
+        model.batch_categories = state["batch_categories"]
+        model.label_categories = state["label_categories"]
+        model.var_names = state["var_names"]
+        model.model_options = state["model_options"]
+        model._module_kwargs = state["module_kwargs"]
+        model._data = None
+        model._data = model._validate(adata)
+        model.module = VAE(**model._module_kwargs)
+        model.module.load_state_dict(state["state_dict"])
+        model.module.eval()
+        model.is_trained = state["is_trained"]
+        hist = state["history"]
+        model.history = None if hist is None else pd.DataFrame(hist).set_index("epoch")
+        model.train_indices = model.validation_indices = None
+        return model

@@ -195,7 +195,8 @@ def test_loss_equals_hand_computed_elbo(cfg, dtype):
         lib = np.broadcast_to(lib, (n_samples,) + lib.shape)
         close(inf["library"].reshape(lib.shape), lib, "observed library must be log(sum_g x_ng)")
     close(gen["px_scale"].reshape(-1, *x.shape)[0], ref["rho"],
-          "px_scale must be softmax exp(o_g)/sum_j exp(o_j) (Fig. 3 drops the exp)")  # fmt: skip
+          "px_scale must be softmax exp(o_g)/sum_j exp(o_j) "
+          "(Fig. 3 drops the exp; ledger (Fig. 3))")  # fmt: skip
     close(out.reconstruction_loss, ref["rec"],
           "reconstruction term -log p(x|z,l) of eq. (58)/(59) corrected: NB with "
           "x log(mu/(theta+mu)) (not x log(x/(theta+mu))), P(0) = pi + (1-pi) NB(0), "
@@ -267,11 +268,34 @@ def test_softmax_rows_sum_to_one_and_rate_is_library_times_scale():
     gen = vae.generative(inf["z"], inf["library"], b)
     rows = gen["px_scale"].sum(-1)
     assert torch.allclose(rows, torch.ones_like(rows), atol=1e-5), (
-        "px_scale rows must sum to 1: softmax = exp(o_g)/sum_j exp(o_j) (Fig. 3 drops the exp)"
+        "px_scale rows must sum to 1: softmax = exp(o_g)/sum_j exp(o_j) "
+        "(Fig. 3 drops the exp; ledger (Fig. 3))"
     )
     assert (gen["px_scale"] > 0).all()
     expected = x.sum(1, keepdim=True) * gen["px_scale"]
     assert torch.allclose(gen["px_rate"], expected, rtol=1e-5), "mu = l * rho (eq. (56))"
+
+
+def test_library_prior_from_data_is_per_batch_mean_and_variance():
+    """eq. (62) corrected: sigma_b^2 = mean over batch b of the SQUARED deviations of log L."""
+    from scvi_edu.data import library_size_prior
+
+    x = make_counts(n_cells=60, seed=4)
+    b = np.arange(60) % 3
+    means, variances = library_size_prior(x, b, 3)
+    log_l = np.log(x.sum(axis=1))
+    ref_m = np.array([np.mean(log_l[b == k]) for k in range(3)])
+    ref_v = np.array([np.mean((log_l[b == k] - ref_m[k]) ** 2) for k in range(3)])
+    np.testing.assert_allclose(means, ref_m, rtol=1e-12, err_msg="prior mean mu_b, eq. (62)")
+    np.testing.assert_allclose(
+        variances, ref_v, rtol=1e-10,
+        err_msg="prior variance sigma_b^2 must average the squared deviations; (62) squares "
+        "their sum, which is 0 (ledger (62))",
+    )  # fmt: skip
+    vae = make_vae(n_batch=3, use_observed_lib_size=False,
+                   library_log_means=means, library_log_vars=variances).double()  # fmt: skip
+    _, _, out = _run(vae, x, b, b, torch.float64)
+    assert torch.isfinite(out.kl_l).all() and (out.kl_l > 0).all(), "KL_l of eq. (66)"
 
 
 # ---------------------------------------------------------------------- the ELBO terms

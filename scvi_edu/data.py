@@ -272,8 +272,8 @@ class CountData:
         self.X = self._as_matrix(X)
         if sp.issparse(self.X) and self.X.format != "csr":
             self.X = self.X.tocsr()  # a new object: validation locates rows via indptr
-        self.n_cells, self.n_genes = self.X.shape
         validate_counts(self.X, self.obs_names, self.var_names)
+        self.n_cells, self.n_genes = self.X.shape
         if sp.issparse(self.X):
             self.X = self._to_csr32(self.X)
         elif self.X.dtype != np.float32 or not self.X.flags.writeable:

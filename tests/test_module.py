@@ -208,7 +208,10 @@ def test_loss_equals_hand_computed_elbo(cfg, dtype):
           "elbo = log p(x|z,l) - KL_z - KL_l: KL must be subtracted "
           "(eq. (69) adds it; ledger (69)); and KL of independent q's is a sum, not the "
           "product of eq. (67)")  # fmt: skip
-    close(out.loss, ref["loss"], "loss = mean(rec + kl_weight*kl_z + kl_l), eq. (70) minimised")
+    close(out.loss, ref["loss"],
+          "loss = mean(rec + kl_weight*kl_z + kl_l) = -ELBO at kl_weight=1 (eq. (70) minimised): "
+          "the KL terms are added to the LOSS, i.e. subtracted from the ELBO (eq. (69) adds "
+          "them to the ELBO; ledger (69))")  # fmt: skip
 
 
 def test_samples_are_reparameterised_standard_normal_noise():

@@ -160,7 +160,7 @@ def _tiny_trained_vae(gene_likelihood, observed, seed=0):
 
 def _exact_log_px(m, x, observed):
     """log p(x) by quadrature on a grid: z in [-9, 9] (and log l over +-8 prior sd)."""
-    zg = torch.linspace(-9, 9, 3001, dtype=torch.float64)
+    zg = torch.linspace(-9, 9, 1801, dtype=torch.float64)  # step 0.01
     dz = float(zg[1] - zg[0])
     out = []
     with torch.no_grad():
@@ -174,9 +174,9 @@ def _exact_log_px(m, x, observed):
             else:
                 mu0 = float(m.library_log_means[0])
                 sd0 = float(m.library_log_vars[0]) ** 0.5
-                lg = torch.linspace(mu0 - 8 * sd0, mu0 + 8 * sd0, 801, dtype=torch.float64)
+                lg = torch.linspace(mu0 - 8 * sd0, mu0 + 8 * sd0, 321, dtype=torch.float64)
                 dl = float(lg[1] - lg[0])
-                zz, ll = torch.meshgrid(zg[::3], lg, indexing="ij")
+                zz, ll = torch.meshgrid(zg[::4], lg, indexing="ij")
                 g = m.generative(zz.reshape(-1, 1), ll.reshape(-1, 1), None)
                 log_f = (
                     m.get_reconstruction_log_prob(xt, g)
@@ -184,7 +184,7 @@ def _exact_log_px(m, x, observed):
                     - 0.5 * ((ll.reshape(-1) - mu0) / sd0) ** 2
                     - np.log(2 * np.pi * sd0)
                 )
-                out.append(logsumexp(log_f.numpy()) + np.log(3 * dz * dl))
+                out.append(logsumexp(log_f.numpy()) + np.log(4 * dz * dl))
     return np.array(out)
 
 
@@ -197,12 +197,12 @@ def test_marginal_ll_matches_quadrature(gene_likelihood, observed):
     cells = x[:8]
     exact = _exact_log_px(m, cells, observed)
     est = marginal_ll(m, cells, None, n_mc_samples=5000, seed=0)
-    # Tolerance: with the observed library 0.02 nats per cell (5000 draws from a fitted q; the
-    # observed discrepancy is a few 1e-3). With the learnt library q(z) q(l) is factorised while
-    # the posterior couples z and l, the weights are heavier-tailed and single cells scatter by
-    # up to ~0.04 across seeds: 0.06 per cell. The mean over cells within 0.02 either way.
-    # A missing log p(z), log p(l) or log q term is off by ~1 nat.
-    np.testing.assert_allclose(est, exact, atol=0.02 if observed else 0.06)
+    # Tolerance: with the observed library 0.03 nats per cell (5000 draws from a fitted q;
+    # measured at most 0.014 over 3 seeds). With the learnt library q(z) q(l) is factorised
+    # while the posterior couples z and l, the weights are heavier-tailed and single cells
+    # scatter by up to ~0.04 across seeds: 0.06 per cell. The mean over the 8 cells within
+    # 0.02 either way (measured < 0.01). A missing log p(z), log p(l) or log q term is ~1 nat.
+    np.testing.assert_allclose(est, exact, atol=0.03 if observed else 0.06)
     assert abs(np.mean(est - exact)) < 0.02
 
 

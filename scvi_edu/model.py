@@ -37,6 +37,17 @@ _FROM_DATA = ("n_input", "n_batch", "n_labels", "library_log_means", "library_lo
 _FILE = "model.pt"
 
 
+def _plain(value: Any) -> Any:
+    """NumPy scalars/arrays -> Python objects, so that ``torch.load(weights_only=True)`` works."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.ndarray | np.generic):
+        return value.tolist()
+    return value
+
+
 def default_max_epochs(n_cells: int) -> int:
     """scvi-tools' default: min(round(20000 / n_cells * 400), 400) epochs (~20k-cell passes)."""
     return int(min(round(20000 / n_cells * 400), 400))
@@ -265,18 +276,20 @@ class SCVI:
             raise ValueError(f"{file} exists: pass overwrite=True to replace it")
         state = {
             "state_dict": {k: v.cpu() for k, v in self.module.state_dict().items()},
-            "module_kwargs": self._module_kwargs,
-            "model_options": self.model_options,
+            "module_kwargs": _plain(self._module_kwargs),
+            "model_options": _plain(self.model_options),
             "keys": {
                 "batch_key": self.batch_key,
                 "labels_key": self.labels_key,
                 "layer": self.layer,
             },
-            "batch_categories": self.batch_categories,
-            "label_categories": self.label_categories,
-            "var_names": self.var_names,
+            "batch_categories": _plain(self.batch_categories),
+            "label_categories": _plain(self.label_categories),
+            "var_names": [str(v) for v in self.var_names],
             "is_trained": self.is_trained,
-            "history": None if self.history is None else self.history.reset_index().to_dict("list"),
+            "history": None
+            if self.history is None
+            else _plain(self.history.reset_index().to_dict("list")),
         }
         torch.save(state, file)
 

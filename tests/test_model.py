@@ -257,3 +257,14 @@ def test_model_options_checked(small_adata):
         SCVI(small_adata, dispersion="per-cell")
     with pytest.raises(ValueError, match="batch_key 'donor'"):
         SCVI(small_adata, batch_key="donor")
+
+
+def test_save_load_with_integer_batches_and_numpy_options(small_adata, tmp_path):
+    a = small_adata
+    a.obs["plate"] = a.obs["batch"].cat.codes.to_numpy().astype(np.int64) + 7  # ints 7, 8
+    m = SCVI(a, batch_key="plate", seed=0, n_hidden=np.int64(16), dropout_rate=np.float64(0.1))
+    quiet(m.train, **FAST)
+    m.save(tmp_path / "m")
+    loaded = SCVI.load(tmp_path / "m", a)
+    assert loaded.batch_categories == [7, 8]
+    np.testing.assert_array_equal(loaded.get_latent_representation(), m.get_latent_representation())

@@ -122,8 +122,9 @@ def test_bad_input():
 def test_scvi_latent_mixes_batches_and_keeps_types():
     """scVI's latent (posterior means) vs PCA of log1p counts with as many components.
 
-    Measured (k = 30): entropy 0.66 (scVI) vs 0.01 (PCA), max log 2 = 0.69; KMeans ARI 0.84
-    (scVI) vs 0.00 (PCA: its leading axes are the batch effect).
+    Measured (k = 30; ``python benchmarks/downstream_quality.py``): entropy 0.670 (scVI) vs
+    0.190 (PCA), max log 2 = 0.693; KMeans ARI 0.856 (scVI) vs 0.007 (PCA: its leading axes are
+    the batch effect); NMI 0.813 vs 0.010; silhouette 0.379 vs 0.117.
     """
     s = trained_sim_model()
     module, x, b = s["module"], s["x"], s["batch"]

@@ -25,14 +25,7 @@ from derivations import ledger
 from derivations.ledger import VERDICTS, Entry
 
 COLUMNS = ("equation", "topic", "printed", "verdict", "correction", "how")
-HEADERS = (
-    "Equation",
-    "Topic",
-    "The tutorial prints",
-    "Verdict",
-    "Correction",
-    "How it is verified",
-)
+HEADERS = ("Equation", "Verdict", "The tutorial prints, and the correction")
 
 
 def _entries(entries: Iterable[Entry] | None) -> list[Entry]:
@@ -121,22 +114,29 @@ def cell(text: str, maybe_latex: bool = True) -> str:
 
 
 def errata_markdown(entries: Iterable[Entry] | None = None) -> str:
-    """The errata as a markdown table (one row per non-``ok`` entry); a sentence when none."""
+    """The errata as a markdown table, one row per non-``ok`` entry; a sentence when none.
+
+    Three columns (:data:`HEADERS`), narrow enough for a book page: the label over the topic,
+    the verdict, and what the tutorial prints over its correction. How each is verified is
+    :func:`verification_markdown`.
+    """
     table = errata_table(entries)
     if table.empty:
         return "The ledger holds no `slip` or `wrong` entry."
     lines = ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
     for row in table.itertuples(index=False):
-        cells = [
-            cell(row.equation, False),
-            cell(row.topic, False),
-            cell(row.printed),
-            f"**{row.verdict}**",
-            cell(row.correction),
-            cell(row.how, False),
-        ]
-        lines.append("| " + " | ".join(cells) + " |")
+        equation = f"**{cell(row.equation, False)}**<br>{cell(row.topic, False)}"
+        statements = f"printed: {cell(row.printed)}<br>correct: {cell(row.correction)}"
+        lines.append(f"| {equation} | **{row.verdict}** | {statements} |")
     return "\n".join(lines)
+
+
+def verification_markdown(entries: Iterable[Entry] | None = None) -> str:
+    """How each non-``ok`` entry is verified, as a markdown list in the table's order."""
+    items = [
+        f"- **{e.label}** ({e.verdict}): {cell(e.how, False)}" for e in errata_entries(entries)
+    ]
+    return "\n".join(items) or "The ledger holds no `slip` or `wrong` entry."
 
 
 def counts_markdown(entries: Iterable[Entry] | None = None) -> str:

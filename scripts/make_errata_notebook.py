@@ -124,6 +124,15 @@ equation it names).""",
         """table = errata.errata_table(entries)
 assert len(table) == counts["slip"] + counts["wrong"]
 display(Markdown(errata.errata_markdown(entries)))""",
+        ["full_width"],  # the book lets this table use the margin too
+    ),
+    (
+        "md",
+        r"""How each of them is verified (the entry's `check()` in `derivations/ledger_*.py`):""",
+    ),
+    (
+        "code",
+        """display(Markdown(errata.verification_markdown(entries)))""",
     ),
     (
         "md",
@@ -161,7 +170,12 @@ errata.check_exercise_1(answer)""",
 
 def main() -> None:
     nb = new_notebook()
-    nb.cells = [new_markdown_cell(s) if kind == "md" else new_code_cell(s) for kind, s in CELLS]
+    nb.cells = []
+    for kind, source, *tags in CELLS:
+        cell = new_markdown_cell(source) if kind == "md" else new_code_cell(source)
+        if tags:
+            cell.metadata["tags"] = tags[0]
+        nb.cells.append(cell)
     nb.metadata["kernelspec"] = {
         "display_name": "Python 3",
         "language": "python",

@@ -72,7 +72,7 @@ def test_latex_detection():
     assert not errata.is_latex(r"replace \sigma by its square in the second term")
 
 
-def test_markdown_rows_split_into_six_cells():
+def test_markdown_rows_split_into_one_cell_per_header():
     md = errata.errata_markdown(FAKE)
     rows = md.splitlines()[2:]
     assert len(rows) == 3
@@ -102,19 +102,20 @@ def _rendered_rows(md: str) -> list[list[str]]:
 def test_markdown_renders_every_label(entries):
     expected = errata.errata_entries(entries)
     rows = _rendered_rows(errata.errata_markdown(entries)) if expected else []
-    assert [r[0] for r in rows] == [e.label for e in expected]
+    assert len(rows) == len(expected)
     for row, entry in zip(rows, expected, strict=True):
         assert len(row) == len(errata.HEADERS)
-        assert entry.verdict in row[3]
-        if errata.is_latex(" ".join(entry.correction.split())):
+        assert row[0].startswith(f"<strong>{entry.label}</strong><br>"), row[0]
+        assert row[1] == f"<strong>{entry.verdict}</strong>"
+        printed, correct = row[2].split("<br>")
+        assert printed.startswith("printed: ") and correct.startswith("correct: ")
+        plain = " ".join(entry.correction.split())
+        if errata.is_latex(plain):
             # the correction reaches the math renderer whole, pipes and all
-            math = re.search(r'<span class="math inline">(.*?)</span>', row[4], re.S)
-            assert math is not None, row[4]
-            plain = " ".join(entry.correction.split())
-            assert (
-                math.group(1).replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
-                == plain
-            )
+            math = re.fullmatch(r'correct: <span class="math inline">(.*?)</span>', correct, re.S)
+            assert math is not None, correct
+            unescaped = math.group(1).replace("&lt;", "<").replace("&gt;", ">")
+            assert unescaped.replace("&amp;", "&") == plain
 
 
 def test_exercise_1():
@@ -125,3 +126,9 @@ def test_exercise_1():
         errata.check_exercise_1(71 if right is None else right + 1)
     with pytest.raises(AssertionError):
         errata.check_exercise_1(0)
+
+
+def test_verification_list_has_every_non_ok_entry_in_order():
+    lines = errata.verification_markdown(FAKE).splitlines()
+    assert [line.split("**")[1] for line in lines] == ["(3)", "text after (3)", "(10)"]
+    assert "arithmetic" in lines[0] and "sympy expand" in lines[2]

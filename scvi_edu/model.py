@@ -9,6 +9,10 @@ likelihood here.
     >>> z = model.get_latent_representation()           # (cells, n_latent), mean of q(z | x)
     >>> rho = model.get_normalized_expression()         # DataFrame, rows sum to 1
     >>> model.get_elbo()                                # mean ELBO per cell (negative)
+    >>> de = model.differential_expression(groupby="cell_type", group1="type_0")
+
+Posterior queries and differential expression are computed by ``scvi_edu.posterior`` and
+``scvi_edu.differential``; the methods here only map names (batches, genes, groups) to codes.
 
 Differences from scvi-tools worth knowing: ``get_elbo`` returns the ELBO itself (a negative
 number, higher is better), whereas scvi-tools returns its negative; the KL warm-up reaches full
@@ -27,6 +31,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from . import differential, posterior
 from .data import CountData, split_indices
 from .module import VAE
 from .train import train as _train
@@ -218,44 +223,160 @@ class SCVI:
                 out.append((inf["qz_loc"] if give_mean else inf["z"]).cpu().numpy())
         return np.concatenate(out)
 
+    def _cells(self, adata: ad.AnnData | None, indices) -> tuple[CountData, Any, np.ndarray]:
+        """Validated data, its count matrix restricted to ``indices`` and those indices."""
+        data = self._validate(adata)
+        if indices is None:
+            return data, data.X, np.arange(data.n_cells)
+        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+        if idx.size == 0 or idx.min() < -data.n_cells or idx.max() >= data.n_cells:
+            raise ValueError(f"indices must select cells among 0..{data.n_cells - 1}")
+        idx = idx % data.n_cells
+        return data, data.X[idx], idx
+
+    def _labels(self, data: CountData, idx: np.ndarray) -> np.ndarray | None:
+        return data.label_codes[idx] if data.n_labels else None
+
+    def _batch_codes(self, transform_batch: Any) -> int | list[int] | None:
+        """Batch category name(s) -> code(s) of the model; unknown names raise ValueError."""
+        if transform_batch is None:
+            return None
+        names = self.batch_categories or []
+        items = transform_batch if isinstance(transform_batch, list | tuple) else [transform_batch]
+        unknown = [t for t in items if t not in names]
+        if unknown:
+            raise ValueError(f"transform_batch {unknown} not among the batches {names}")
+        codes = [names.index(t) for t in items]
+        return codes if isinstance(transform_batch, list | tuple) else codes[0]
+
+    def _gene_indices(self, gene_list: Any) -> np.ndarray | None:
+        if gene_list is None:
+            return None
+        position = {g: j for j, g in enumerate(self.var_names)}
+        unknown = [g for g in gene_list if g not in position]
+        if unknown:
+            raise ValueError(f"gene_list: {len(unknown)} unknown gene(s), first {unknown[0]!r}")
+        return np.array([position[g] for g in gene_list], dtype=np.int64)
+
     def get_normalized_expression(
         self,
         adata: ad.AnnData | None = None,
+        indices: Any = None,
+        transform_batch: Any = None,
+        gene_list: list | None = None,
         library_size: float | str = 1.0,
         n_samples: int = 1,
-        batch_size: int = 256,
+        batch_size: int = 128,
+        return_mean: bool = True,
         return_numpy: bool = False,
+        seed: int | None = None,
     ) -> pd.DataFrame | np.ndarray:
-        """Decoded expression averaged over ``n_samples`` draws of z ~ q(z | x, s).
+        """Decoded expression averaged over ``n_samples`` draws of z ~ q(z | x, s)
+        (``scvi_edu.posterior.normalized_expression``).
 
         ``library_size=1``: rho = f_w(z, s) (rows sum to 1, eq. (55)); a number c: c * rho
         (e.g. 1e4: CP10k-like); ``"latent"``: mu = l * rho, the expected counts at the cell's
-        own depth. Returns a DataFrame cells x genes (or an array).
+        own depth. ``transform_batch``: a batch name (or a list, averaged) in which every cell
+        is decoded (batch-corrected expression). ``gene_list``: gene names to return.
+        Returns a DataFrame cells x genes, or an array ((n_samples,) cells x genes without
+        ``return_mean``).
         """
-        if library_size != "latent" and not (
-            isinstance(library_size, int | float) and np.isfinite(library_size) and library_size > 0
-        ):
-            raise ValueError(
-                f'library_size must be a positive number or "latent", got {library_size!r}'
-            )
-        if int(n_samples) != n_samples or n_samples < 1:
-            raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
-        data = self._validate(adata)
-        key = "px_rate" if library_size == "latent" else "px_scale"
-        scale = 1.0 if library_size == "latent" else float(library_size)
-        out = []
-        with torch.no_grad():
-            for mb in self._minibatches(data, batch_size):
-                b, y = mb["batch_index"], mb["labels"]
-                inf = self.module.inference(mb["x"], b, n_samples=n_samples)
-                gen = self.module.generative(inf["z"], inf["library"], b, y)
-                px = gen[key].reshape(n_samples, mb["x"].shape[0], -1).mean(dim=0)
-                out.append((scale * px).cpu().numpy())
-        values = np.concatenate(out)
-        if return_numpy:
+        data, x, idx = self._cells(adata, indices)
+        genes = self._gene_indices(gene_list)
+        values = posterior.normalized_expression(
+            self.module,
+            x,
+            data.batch_codes[idx],
+            library_size=library_size,
+            n_samples=n_samples,
+            transform_batch=self._batch_codes(transform_batch),
+            gene_indices=genes,
+            labels=self._labels(data, idx),
+            batch_size=batch_size,
+            return_mean=return_mean,
+            seed=seed,
+        )
+        if return_numpy or not return_mean:
             return values
-        index = data.obs_names if data.obs_names is not None else None
-        return pd.DataFrame(values, index=index, columns=self.var_names)
+        index = data.obs_names[idx] if data.obs_names is not None else None
+        columns = self.var_names if genes is None else [self.var_names[j] for j in genes]
+        return pd.DataFrame(values, index=index, columns=columns)
+
+    def posterior_predictive_sample(
+        self,
+        adata: ad.AnnData | None = None,
+        indices: Any = None,
+        n_samples: int = 1,
+        gene_list: list | None = None,
+        batch_size: int = 128,
+        seed: int | None = None,
+    ) -> np.ndarray:
+        """Counts drawn from p(x~ | x) (``scvi_edu.posterior.posterior_predictive_sample``):
+        (cells, genes), or (cells, genes, n_samples) for ``n_samples > 1``."""
+        data, x, idx = self._cells(adata, indices)
+        return posterior.posterior_predictive_sample(
+            self.module,
+            x,
+            data.batch_codes[idx],
+            n_samples=n_samples,
+            gene_indices=self._gene_indices(gene_list),
+            labels=self._labels(data, idx),
+            batch_size=batch_size,
+            seed=seed,
+        )
+
+    def get_marginal_ll(
+        self,
+        adata: ad.AnnData | None = None,
+        indices: Any = None,
+        n_mc_samples: int = 1000,
+        batch_size: int = 128,
+        return_mean: bool = True,
+        seed: int | None = None,
+    ) -> float | np.ndarray:
+        """Importance-sampled log p(x | s) (``scvi_edu.posterior.marginal_ll``): the mean over
+        cells (as scvi-tools), or per cell with ``return_mean=False``."""
+        data, x, idx = self._cells(adata, indices)
+        return posterior.marginal_ll(
+            self.module,
+            x,
+            data.batch_codes[idx],
+            n_mc_samples=n_mc_samples,
+            labels=self._labels(data, idx),
+            batch_size=batch_size,
+            return_mean=return_mean,
+            seed=seed,
+        )
+
+    def differential_expression(
+        self,
+        adata: ad.AnnData | None = None,
+        groupby: str | None = None,
+        group1: Any = None,
+        group2: Any = None,
+        **kwargs: Any,
+    ) -> pd.DataFrame:
+        """Bayes-factor differential expression between groups of ``adata.obs[groupby]``
+        (``scvi_edu.differential.differential_expression``; keywords ``mode``, ``delta``,
+        ``fdr_target``, ``n_samples``, ``batch_correction``, ... go there)."""
+        source = self.adata if adata is None else adata
+        if groupby is None or groupby not in source.obs.columns:
+            raise ValueError(
+                f"groupby must be a column of adata.obs, got {groupby!r} "
+                f"(columns: {list(source.obs.columns)})"
+            )
+        data = self._validate(adata)
+        return differential.differential_expression(
+            self.module,
+            data.X,
+            data.batch_codes,
+            source.obs[groupby],
+            group1,
+            group2,
+            labels=self._labels(data, np.arange(data.n_cells)),
+            var_names=self.var_names,
+            **kwargs,
+        )
 
     def get_elbo(self, adata: ad.AnnData | None = None, batch_size: int = 1024) -> float:
         """Mean ELBO per cell, eq. (69)/(70) with one sample of (z, l): a negative number,

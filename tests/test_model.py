@@ -27,7 +27,7 @@ from sklearn.metrics import adjusted_rand_score
 from sklearn.neighbors import KNeighborsClassifier, NearestNeighbors
 
 from scvi_edu.model import SCVI, default_max_epochs
-from scvi_edu.simulate import simulate
+from scvi_edu.simulate import simulate, true_rho
 from scvi_edu.train import NonFiniteLossError
 
 SIM_SEED = 0  # as in conftest.sim_adata
@@ -268,3 +268,46 @@ def test_save_load_with_integer_batches_and_numpy_options(small_adata, tmp_path)
     loaded = SCVI.load(tmp_path / "m", a)
     assert loaded.batch_categories == [7, 8]
     np.testing.assert_array_equal(loaded.get_latent_representation(), m.get_latent_representation())
+
+
+def test_batch_corrected_expression_matches_counterfactual_truth(trained_model, sim_adata):
+    """Cells of batch_1 decoded as if in batch_0 match the true rho in batch_0
+    (``simulate.true_rho(transform_batch=...)``) better than their own-batch truth."""
+    in1 = (sim_adata.obs["batch"] == "batch_1").to_numpy()
+    idx = np.flatnonzero(in1)[:300]
+    r0 = trained_model.get_normalized_expression(indices=idx, transform_batch="batch_0", seed=0)
+    assert list(r0.index) == list(sim_adata.obs_names[idx])
+    log_r0 = np.log(r0.to_numpy()).ravel()
+    to_b0 = np.corrcoef(log_r0, np.log(true_rho(sim_adata, "batch_0")[idx]).ravel())[0, 1]
+    to_own = np.corrcoef(log_r0, np.log(sim_adata.layers["true_rho"][idx]).ravel())[0, 1]
+    assert to_b0 > 0.93 and to_b0 > to_own + 0.03, (to_b0, to_own)
+    sub = trained_model.get_normalized_expression(
+        indices=[0, 5], gene_list=["gene_3", "gene_1"], transform_batch=["batch_0", "batch_1"]
+    )
+    assert sub.shape == (2, 2) and list(sub.columns) == ["gene_3", "gene_1"]
+    with pytest.raises(ValueError, match="not among the batches"):
+        trained_model.get_normalized_expression(transform_batch="batch_9")
+    with pytest.raises(ValueError, match="unknown gene"):
+        trained_model.get_normalized_expression(gene_list=["gene_0", "CD3E"])
+    with pytest.raises(ValueError, match="indices"):
+        trained_model.get_normalized_expression(indices=[2000])
+
+
+def test_differential_expression_finds_planted_genes(trained_model, sim_adata):
+    de = trained_model.differential_expression(
+        groupby="cell_type", group1="type_0", n_samples=500, seed=0
+    )
+    planted = (sim_adata.var["de_type"] == "type_0").reindex(de.index).to_numpy()
+    assert planted.sum() == 30
+    assert planted[:30].mean() >= 0.8  # ranking by proba_de puts the planted genes first
+    with pytest.raises(ValueError, match="groupby"):
+        trained_model.differential_expression(groupby="tissue")
+
+
+def test_predictive_sample_and_marginal_ll_shapes(trained_model):
+    pp = trained_model.posterior_predictive_sample(
+        indices=[0, 1, 2], n_samples=3, gene_list=["gene_0", "gene_1"], seed=0
+    )
+    assert pp.shape == (3, 2, 3) and np.all(pp == np.round(pp)) and np.all(pp >= 0)
+    ll = trained_model.get_marginal_ll(indices=np.arange(20), n_mc_samples=10, return_mean=False)
+    assert ll.shape == (20,) and np.all(np.isfinite(ll)) and np.all(ll < 0)

@@ -53,6 +53,7 @@ from scvi_edu.posterior import check_n_samples, expression_samples
 __all__ = ["bayes_factors", "fdr_de_prediction", "differential_expression"]
 
 _EPS = 1e-8
+_BLOCK_ENTRIES = 2**22  # float64 entries of a gene block of the statistics
 
 
 def fdr_de_prediction(proba_de, fdr_target: float = 0.05) -> np.ndarray:
@@ -139,15 +140,21 @@ def _group_mask(groups: np.ndarray, group, name: str, known: list) -> np.ndarray
     return mask
 
 
-def _raw_stats(x, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean raw count and fraction of non-zero counts of each gene in the selected cells."""
-    rows = x[np.nonzero(mask)[0]]
-    if hasattr(rows, "detach"):
-        rows = rows.detach().cpu().numpy()
-    if hasattr(rows, "toarray"):
-        rows = rows.toarray()
-    rows = np.asarray(rows, dtype=np.float64)
-    return rows.mean(axis=0), (rows > 0).mean(axis=0)
+def _raw_stats(x, mask: np.ndarray, chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """Mean raw count and fraction of non-zero counts of each gene in the selected cells
+    (accumulated over chunks of cells: never a dense copy of the whole group)."""
+    rows = np.nonzero(mask)[0]
+    total = nonzero = 0.0
+    for start in range(0, rows.size, chunk):
+        block = x[rows[start : start + chunk]]
+        if hasattr(block, "detach"):
+            block = block.detach().cpu().numpy()
+        if hasattr(block, "toarray"):
+            block = block.toarray()
+        block = np.asarray(block, dtype=np.float64)
+        total = total + block.sum(axis=0)
+        nonzero = nonzero + (block > 0).sum(axis=0)
+    return total / rows.size, nonzero / rows.size
 
 
 def differential_expression(
@@ -170,6 +177,9 @@ def differential_expression(
     seed: int | None = None,
 ) -> pd.DataFrame:
     """Bayes-factor differential expression of ``group1`` against ``group2`` (or the rest).
+
+    Memory: the posterior samples are two float32 arrays of n_samples x genes (lower
+    ``n_samples`` for very many genes); everything else is computed in blocks.
 
     Parameters
     ----------
@@ -267,7 +277,13 @@ def differential_expression(
         seed=int(rng.integers(2**62)),
         **common,
     )
-    res = bayes_factors(s1, s2, mode=mode, delta=delta, pseudocounts=pseudocounts)
+    # Statistics gene block by gene block (float64 temporaries of n_samples x block).
+    block = max(1, _BLOCK_ENTRIES // n_samples)
+    parts = [
+        bayes_factors(s1[:, j : j + block], s2[:, j : j + block], mode, delta, pseudocounts)
+        for j in range(0, s1.shape[1], block)
+    ]
+    res = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
     res["raw_mean1"], res["non_zeros_proportion1"] = _raw_stats(x, mask1)
     res["raw_mean2"], res["non_zeros_proportion2"] = _raw_stats(x, mask2)
     res[f"is_de_fdr_{fdr_target}"] = fdr_de_prediction(res["proba_de"], fdr_target)

@@ -227,13 +227,13 @@ def normalized_expression(
     over the listed batches: the counterfactual, batch-corrected expression.
 
     Returns a numpy array (cells, genes), or (n_samples, cells, genes) with
-    ``return_mean=False``.
+    ``return_mean=False`` and ``n_samples > 1`` (as scvi-tools).
     """
     n_samples = check_n_samples(n_samples)
     targets = _transform_batches(module, transform_batch)
     n = _n_cells(x)
     decode_as = None if targets is None else [np.full(n, t) for t in targets]
-    return expression_samples(
+    out = expression_samples(
         module,
         x,
         batch_index,
@@ -247,6 +247,7 @@ def normalized_expression(
         return_mean=return_mean,
         seed=seed,
     )
+    return out[0] if out.ndim == 3 and n_samples == 1 else out
 
 
 def expression_samples(

@@ -88,6 +88,11 @@ class SCVI:
         seed: int | None = None,
         **model_options: Any,
     ):
+        if not isinstance(adata, ad.AnnData):
+            raise ValueError(
+                f"SCVI needs an AnnData, got {type(adata).__name__}; for arrays use "
+                "scvi_edu.data.CountData with scvi_edu.module.VAE and scvi_edu.train.train"
+            )
         given = [k for k in _FROM_DATA if k in model_options]
         if given:
             raise ValueError(f"{given} are computed from the data; do not pass them")

@@ -251,6 +251,62 @@ def evaluate(expr: sp.Expr, dps: int = 30) -> float:
         return float(sp.N(expr, dps))
 
 
+def bound_from_vae(vae, x, batch_index, inference_outputs, n: int) -> dict[str, sp.Expr]:
+    """The symbolic bound of cell ``n`` for a one-layer ``scvi_edu.module.VAE`` in eval mode.
+
+    The decoder is rebuilt symbolically as the Fig. 3 network (:func:`fig3_decoder`) from the
+    module's weights and BatchNorm statistics; z^(k) = qz_loc + qz_scale * eps^(k) with the
+    module's own noise eps^(k) = (z^(k) - qz_loc) / qz_scale, and the module's log library
+    samples. Nothing of the module's loss code is used, so comparing with ``vae.loss`` checks it.
+    """
+    d, n_batch = vae.n_latent, vae.n_batch
+    n_samples = inference_outputs["z"].numel() // (x.shape[0] * d)
+    z_all = inference_outputs["z"].reshape(n_samples, -1, d)
+    lib_all = inference_outputs["library"].reshape(n_samples, -1, 1)
+    qz_loc, qz_scale = inference_outputs["qz_loc"][n], inference_outputs["qz_scale"][n]
+    dec = vae.decoder
+    (layer,) = dec.px_decoder.fc_layers  # one hidden layer, as in Fig. 3
+    bn = layer[1]
+    bn_params = (
+        bn.running_mean.tolist(),
+        bn.running_var.tolist(),
+        bn.weight.tolist(),
+        bn.bias.tolist(),
+        bn.eps,
+    )
+    weights = (
+        layer[0].weight.tolist(),
+        layer[0].bias.tolist(),
+        dec.px_scale_decoder[0].weight.tolist(),
+        dec.px_scale_decoder[0].bias.tolist(),
+        dec.px_dropout_decoder.weight.tolist(),
+        dec.px_dropout_decoder.bias.tolist(),
+    )
+    s_onehot = (
+        [1.0 if j == int(batch_index[n]) else 0.0 for j in range(n_batch)] if n_batch > 1 else []
+    )
+    rho, zi, logs = [], [], []
+    for k_ in range(n_samples):
+        eps = ((z_all[k_, n] - qz_loc) / qz_scale).tolist()
+        z_sym = [
+            m_ + s_ * e_ for m_, s_, e_ in zip(qz_loc.tolist(), qz_scale.tolist(), eps, strict=True)
+        ]
+        r, f = fig3_decoder(z_sym + s_onehot, *weights, bn=bn_params)
+        rho.append(r)
+        zi.append(f)
+        logs.append(float(lib_all[k_, n, 0]))
+    theta = [float(v) for v in np.exp(vae.px_r.detach().double().numpy())]
+    ql = prior = None
+    if not vae.use_observed_lib_size:
+        ql = (float(inference_outputs["ql_loc"][n, 0]), float(inference_outputs["ql_scale"][n, 0]))
+        j = int(batch_index[n])
+        prior = (float(vae.library_log_means[j]), float(vae.library_log_vars[j]) ** 0.5)
+    counts = [int(v) for v in x[n].tolist()]
+    return scvi_elbo(
+        counts, qz_loc.tolist(), qz_scale.tolist(), logs, rho, zi, theta, ql=ql, prior_l=prior
+    )
+
+
 # --- a toy scVI with a computable marginal likelihood --------------------------------------
 
 

@@ -156,17 +156,6 @@ def test_printed_69_differs_from_corrected_only_by_sign_and_zero_case():
 # --- the symbolic bound vs scvi_edu.module.VAE -------------------------------------------------
 
 
-def _bn_eval(layer):
-    bn = layer[1]
-    return (
-        bn.running_mean.tolist(),
-        bn.running_var.tolist(),
-        bn.weight.tolist(),
-        bn.bias.tolist(),
-        bn.eps,
-    )
-
-
 def _case(observed: bool, n_samples: int, dtype=torch.float64, seed=0):
     torch.manual_seed(seed)
     G, d, B = 5, 2, 2
@@ -196,38 +185,7 @@ def _case(observed: bool, n_samples: int, dtype=torch.float64, seed=0):
 
 
 def _symbolic_cell(vae, x, b, inf, n, n_samples):
-    """The bound of cell n with rho, zi from the Fig. 3 network built from the module's weights,
-    z = qz_loc + qz_scale * eps with the module's own noise eps."""
-    d, B = vae.n_latent, vae.n_batch
-    z_all = inf["z"].reshape(n_samples, -1, d)
-    lib_all = inf["library"].reshape(n_samples, -1, 1)
-    loc, scale = inf["qz_loc"][n].tolist(), inf["qz_scale"][n].tolist()
-    dec = vae.decoder
-    layer = dec.px_decoder.fc_layers[0]
-    w1, b1 = layer[0].weight.tolist(), layer[0].bias.tolist()
-    w_rho, b_rho = dec.px_scale_decoder[0].weight.tolist(), dec.px_scale_decoder[0].bias.tolist()
-    w_zi, b_zi = dec.px_dropout_decoder.weight.tolist(), dec.px_dropout_decoder.bias.tolist()
-    s_onehot = [1.0 if j == int(b[n]) else 0.0 for j in range(B)]
-    rho, zi, logs = [], [], []
-    for k in range(n_samples):
-        eps = ((z_all[k, n] - inf["qz_loc"][n]) / inf["qz_scale"][n]).tolist()
-        z_sym = [m_ + s_ * e_ for m_, s_, e_ in zip(loc, scale, eps, strict=True)]
-        r, f = E.fig3_decoder(
-            z_sym + s_onehot, w1, b1, w_rho, b_rho, w_zi, b_zi, bn=_bn_eval(layer)
-        )
-        rho.append(r)
-        zi.append(f)
-        logs.append(float(lib_all[k, n, 0]))
-    theta = torch.exp(vae.px_r).tolist()
-    if vae.use_observed_lib_size:
-        ql = prior = None
-    else:
-        ql = (float(inf["ql_loc"][n, 0]), float(inf["ql_scale"][n, 0]))
-        j = int(b[n])
-        prior = (float(vae.library_log_means[j]), math.sqrt(float(vae.library_log_vars[j])))
-    return E.scvi_elbo(
-        [int(v) for v in x[n]], loc, scale, logs, rho, zi, theta, ql=ql, prior_l=prior
-    )
+    return E.bound_from_vae(vae, x, b, inf, n)
 
 
 @pytest.mark.parametrize("observed,n_samples", [(True, 1), (False, 1), (False, 3)])

@@ -15,8 +15,10 @@ from _downstream import trained_sim_model  # tests/ is on sys.path
 from scipy.stats import norm
 from sklearn.metrics import roc_auc_score
 
+import scvi_edu.differential as de_module
 from scvi_edu.differential import bayes_factors, differential_expression, fdr_de_prediction
-from scvi_edu.simulate import true_log_fold_change, true_rho
+from scvi_edu.model import SCVI
+from scvi_edu.simulate import simulate, true_log_fold_change, true_rho
 
 
 # ------------------------------------------------------------------------ closed forms
@@ -178,3 +180,30 @@ def test_one_vs_rest_and_bad_input(sim):
         _de(sim, group1="type_0", n_samples=0)
     with pytest.raises(ValueError, match="mode"):
         _de(sim, group1="type_0", mode="wilcoxon")
+
+
+def test_scvi_differential_expression_api(monkeypatch):
+    adata = simulate(n_cells=120, n_genes=30, n_batches=2, n_types=3, n_latent=4,
+                     de_genes_per_type=4, seed=3)  # fmt: skip
+    model = SCVI(adata, batch_key="batch", seed=0, n_latent=3, n_hidden=16)
+    model.train(max_epochs=3, seed=0, progress_bar=False)
+    df = model.differential_expression(groupby="cell_type", group1="type_0", n_samples=200, seed=0)
+    assert sorted(df.index) == sorted(adata.var_names)
+    assert (df["comparison"] == "type_0 vs rest").all()
+    assert df["proba_de"].is_monotonic_decreasing
+    df2 = model.differential_expression(
+        groupby="cell_type", group1="type_0", group2="type_2", mode="change",
+        batch_correction=True, n_samples=200, seed=0, fdr_target=0.1,
+    )  # fmt: skip
+    assert "is_de_fdr_0.1" in df2.columns
+    # Statistics computed gene block by gene block equal the one-block computation.
+    kw = dict(groupby="cell_type", group1="type_1", n_samples=300, seed=1, mode="change")
+    one_block = model.differential_expression(**kw)
+    monkeypatch.setattr(de_module, "_BLOCK_ENTRIES", 300 * 7)  # blocks of 7 genes
+    pd.testing.assert_frame_equal(model.differential_expression(**kw), one_block)
+    with pytest.raises(ValueError, match="groupby"):
+        model.differential_expression(groupby="tissue", group1="type_0")
+    with pytest.raises(ValueError, match="type_5"):
+        model.differential_expression(groupby="cell_type", group1="type_5")
+    with pytest.raises(ValueError, match="n_samples"):
+        model.differential_expression(groupby="cell_type", group1="type_0", n_samples=0)

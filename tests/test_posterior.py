@@ -17,9 +17,10 @@ import torch
 from _downstream import imputation_setup, trained_sim_model  # tests/ is on sys.path
 from scipy.special import logsumexp
 
+from scvi_edu.model import SCVI
 from scvi_edu.module import VAE
 from scvi_edu.posterior import marginal_ll, normalized_expression, posterior_predictive_sample
-from scvi_edu.simulate import true_rho
+from scvi_edu.simulate import simulate, true_rho
 
 
 def _random_vae(gene_likelihood="zinb", n_batch=2, n_genes=12, seed=0, **kw):
@@ -272,3 +273,59 @@ def test_imputation_of_held_out_counts_beats_the_gene_mean():
     # ... and against the true NB mean they were drawn from.
     rate = np.asarray(s["adata"].layers["true_rate"])[rows, cols]
     assert np.median(np.abs(imputed - rate)) < 0.5 * np.median(np.abs(gene_mean - rate))
+
+
+# ------------------------------------------------------------------- the SCVI (AnnData) API
+@pytest.fixture(scope="module")
+def small_model():
+    adata = simulate(n_cells=120, n_genes=30, n_batches=2, n_types=3, n_latent=4,
+                     de_genes_per_type=4, seed=3)  # fmt: skip
+    model = SCVI(adata, batch_key="batch", seed=0, n_latent=3, n_hidden=16)
+    model.train(max_epochs=3, seed=0, progress_bar=False)
+    return model, adata
+
+
+def test_scvi_normalized_expression_api(small_model):
+    model, adata = small_model
+    genes = ["gene_3", "gene_0"]
+    df = model.get_normalized_expression(gene_list=genes, n_samples=3, seed=0)
+    assert list(df.columns) == genes and list(df.index) == list(adata.obs_names)
+    full = model.get_normalized_expression(n_samples=3, seed=0)
+    np.testing.assert_allclose(df.to_numpy(), full[genes].to_numpy(), rtol=1e-5)
+    np.testing.assert_allclose(full.sum(1), 1.0, rtol=1e-5)
+    sub = model.get_normalized_expression(indices=[5, 2], library_size="latent", seed=0)
+    assert list(sub.index) == [adata.obs_names[5], adata.obs_names[2]]
+    np.testing.assert_allclose(sub.sum(1), np.asarray(adata.X)[[5, 2]].sum(1), rtol=1e-5)
+    # transform_batch takes batch *names*; decoding batch_1 cells in batch_1 changes nothing.
+    in1 = (adata.obs["batch"] == "batch_1").to_numpy()
+    as1 = model.get_normalized_expression(transform_batch="batch_1", n_samples=3, seed=0)
+    np.testing.assert_allclose(as1[in1].to_numpy(), full[in1].to_numpy(), rtol=1e-5)
+    samples = model.get_normalized_expression(n_samples=4, return_mean=False, seed=0)
+    assert samples.shape == (4, adata.n_obs, adata.n_vars)
+
+
+def test_scvi_api_bad_input(small_model):
+    model, _ = small_model
+    with pytest.raises(ValueError, match="transform_batch"):
+        model.get_normalized_expression(transform_batch="batch_7")
+    with pytest.raises(ValueError, match="transform_batch"):
+        model.get_normalized_expression(transform_batch=0)  # a code, not a batch name
+    with pytest.raises(ValueError, match="gene_list"):
+        model.get_normalized_expression(gene_list=["not_a_gene"])
+    with pytest.raises(ValueError, match="n_samples"):
+        model.get_normalized_expression(n_samples=0)
+    with pytest.raises(ValueError, match="n_samples"):
+        model.posterior_predictive_sample(n_samples=-1)
+    with pytest.raises(ValueError, match="n_mc_samples"):
+        model.get_marginal_ll(n_mc_samples=0)
+
+
+def test_scvi_predictive_and_marginal_ll_api(small_model):
+    model, adata = small_model
+    draws = model.posterior_predictive_sample(n_samples=2, gene_list=["gene_1"], seed=0)
+    assert draws.shape == (adata.n_obs, 1, 2)
+    one = model.posterior_predictive_sample(indices=np.arange(10), seed=0)
+    assert one.shape == (10, adata.n_vars)
+    per_cell = model.get_marginal_ll(n_mc_samples=20, return_mean=False, seed=0)
+    assert per_cell.shape == (adata.n_obs,) and np.all(np.isfinite(per_cell))
+    assert model.get_marginal_ll(n_mc_samples=20, seed=0) == pytest.approx(per_cell.mean())

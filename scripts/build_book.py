@@ -87,15 +87,20 @@ def stage(notebooks: list[Path]) -> None:
     (SOURCE / "_toc.yml").write_text(toc(notebooks))
 
 
-def external_references(html_dir: Path) -> list[str]:
-    """Every ``http(s)://`` in the built pages that is not an XML namespace name.
+_ANCHOR = re.compile(r"<a\s[^>]*href=\"https?://[^\"]*\"[^>]*>.*?</a>", re.S)
 
-    A hyperlink a reader may follow (``<a href="https://...">``) is not a request, but the book
-    has none of its own either; anything else (script, stylesheet, font, image) would be loaded.
+
+def external_references(html_dir: Path) -> list[str]:
+    """Every ``http(s)://`` in the built pages that a browser would load.
+
+    XML namespace names are identifiers, never fetched; a hyperlink (``<a href="https://...">``,
+    with its text) is followed only if the reader clicks it, so it is allowed: anything else
+    (script, stylesheet, font, image, a URL in a script) is reported, as is a stylesheet
+    ``url(http...)`` or ``@import``.
     """
     found = []
     for page in sorted(html_dir.rglob("*.html")):
-        text = page.read_text(errors="replace")
+        text = _ANCHOR.sub(" ", page.read_text(errors="replace"))
         for m in re.finditer(r"https?://[^\s\"'<>)]*", text):
             if m.group(0) not in NAMESPACES:
                 found.append(f"{page.relative_to(html_dir)}: {m.group(0)}")

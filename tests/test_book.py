@@ -73,10 +73,16 @@ def test_external_references_are_found_and_namespaces_are_not(tmp_path):
         '<svg xmlns="http://www.w3.org/2000/svg"></svg>'
         '<script src="https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-chtml.js"></script>'
     )
-    (tmp_path / "b.html").write_text('<script src="_static/mathjax/tex-svg-full.js"></script>')
+    (tmp_path / "b.html").write_text(
+        '<script src="_static/mathjax/tex-svg-full.js"></script>'
+        '<a class="reference external" href="https://doi.org/10.1038/s41592-018-0229-2">'
+        "https://doi.org/10.1038/s41592-018-0229-2</a>"  # a hyperlink is not a request
+        '<img src="https://example.org/figure.png">'
+    )
     (tmp_path / "s.css").write_text("@font-face { src: url('https://fonts.example/x.woff2'); }")
     found = build_book.external_references(tmp_path)
     assert found == [
         "a.html: https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-chtml.js",
+        "b.html: https://example.org/figure.png",
         "s.css: https://fonts.example/x.woff2",
     ]

@@ -113,8 +113,8 @@ def hessian(expr: sp.Expr) -> sp.Matrix:
 def normal_equations_encoder(X: sp.Matrix | None = None, penalty: sp.Expr = 0):
     """dL/da = 0 as the linear system ``M a = r`` for fixed b (eqs. (7) and (18)).
 
-    Returns ``(M, r)``, derived as ``M = d(grad_a)/da`` and ``r = -grad_a(a=0)`` with the factor
-    ``2/N``... removed, i.e. ``grad_a = 2*(M a - r)`` (the tutorial's (18) scale, 1/N inside).
+    Returns ``(M, r)`` with ``dL/da = 2 (M a - r)``, i.e. the scale of (18) (1/N inside the sums),
+    derived as ``M = d(grad_a / 2)/da`` and ``r = -(grad_a / 2)`` at a = 0.
     """
     grad_a = gradient(loss(X, penalty))[:2, 0] / 2
     M = grad_a.jacobian([a1, a2])
@@ -403,7 +403,8 @@ def check_exercise_l1(params, threshold: float) -> None:
     assert abs(p[0]) < 1e-3, (
         f"a1 = {p[0]:.4f}: the l1 norm of a on a1 + 2 a2 = s is smallest at a1 = 0"
     )
-    assert abs(p[3] / p[2] - 2) > 0.05 if p[2] != 0 else True, (
+    on_line = p[2] != 0 and abs(p[3] / p[2] - 2) < 0.05
+    assert not on_line, (
         "b2 = 2 b1 is the l2 answer: the l1 penalty shrinks b1 and b2 by the same amount"
     )
     assert f_p <= f_best + 1e-6, f"loss {f_p:.6f} > minimum {f_best:.6f}: not a minimiser"

@@ -654,9 +654,9 @@ ENTRIES: list[Entry] = [
         r"a_1+2a_2 = \pm 1,\ (b_1, b_2) = \pm(1, 2)",
         "Var z = s^2 Var x1 = 1 solved by sympy: s = -1 and s = 1",
         _check_vae_claim,
-        demo="N(0,1) is symmetric, so the sign of z is not fixed: a VAE started at random lands on "
-        "s = -1 "
-        "about half the time, with b = (-1, -2).",
+        demo="N(0, 1) is symmetric: s = -1 with b = (-1, -2) gives the same code distribution "
+        "and the same (zero) loss as s = 1, so the constraint cannot choose the sign; the start of "
+        "the optimisation does.",
     ),
     Entry(
         "(15)",

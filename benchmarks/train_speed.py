@@ -317,6 +317,9 @@ def print_table(results: list[dict], args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
+    # The first torch.optim.Adam of a process imports torch._dynamo (~2 s CPU): pay it here,
+    # outside both timings (importing scvi-tools/Lightning pays it too).
+    torch.optim.Adam([torch.zeros(1, requires_grad=True)])
     have_tools = scvi_tools_available()
     if args.only == "tools" and not have_tools:
         raise SystemExit("scvi-tools is not importable in this interpreter")

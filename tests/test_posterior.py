@@ -13,6 +13,7 @@ Three kinds of tests:
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 import torch
 from _downstream import imputation_setup, trained_sim_model  # tests/ is on sys.path
 from scipy.special import logsumexp
@@ -94,6 +95,21 @@ def test_bad_input():
         normalized_expression(m, x, b, gene_indices=[12])
     with pytest.raises(ValueError, match="batch_index"):
         normalized_expression(m, x, b[:-1])
+
+
+def test_sparse_counts_and_gene_label_dispersion():
+    m, x, b = _random_vae()
+    dense = normalized_expression(m, x, b, n_samples=2, seed=0)
+    csr = normalized_expression(m, sp.csr_matrix(x), b, n_samples=2, seed=0, batch_size=9)
+    np.testing.assert_allclose(csr, dense, rtol=1e-5, atol=1e-8)
+    # dispersion="gene-label": theta depends on the label, which must then be given.
+    m, x, b = _random_vae("nb", n_labels=2, dispersion="gene-label")
+    y = np.arange(40) % 2
+    draws = posterior_predictive_sample(m, x, b, labels=y, n_samples=2, seed=0)
+    assert draws.shape == (40, 12, 2)
+    assert np.isfinite(marginal_ll(m, x, b, labels=y, n_mc_samples=5, seed=0)).all()
+    with pytest.raises(ValueError, match="y"):
+        marginal_ll(m, x, b, n_mc_samples=5)
 
 
 @pytest.mark.parametrize("gene_likelihood", ["poisson", "nb", "zinb"])

@@ -3,7 +3,7 @@
 Nothing here records a verdict: every row is read from a ledger entry, so the errata chapter
 (``tutorial/06_errata.ipynb``) can never disagree with the ledger, and the ledger's checks are
 what prove it. The order is the tutorial's: numbered equations by number, a claim of the prose
-(``"text after (14)"``) right after the equation it names.
+next to the equation it names (``"text after (14)"`` after it, ``"text before (50)"`` before).
 
 How a field is shown in markdown (:func:`errata_markdown`): text that already holds ``$`` is
 markdown with its own math; LaTeX without delimiters (``\\hat W = \\dots``) is wrapped in
@@ -33,12 +33,14 @@ def _entries(entries: Iterable[Entry] | None) -> list[Entry]:
 
 
 def sort_key(label: str) -> tuple[float, int, str]:
-    """Tutorial order: ``"(25)"`` by number; a prose claim after the first equation it names."""
+    """Tutorial order: ``"(25)"`` by number; a prose claim next to the first equation it names,
+    before it for ``"text before (n)..."``, after it otherwise."""
     m = re.fullmatch(r"\((\d+)\)", label)
     if m:
         return (int(m.group(1)), 0, label)
     m = re.search(r"\((\d+)\)", label)
-    return (int(m.group(1)) if m else math.inf, 1, label)
+    side = -1 if label.lower().startswith("text before") else 1
+    return (int(m.group(1)) if m else math.inf, side, label)
 
 
 def errata_entries(entries: Iterable[Entry] | None = None) -> list[Entry]:

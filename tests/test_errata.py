@@ -42,6 +42,12 @@ def test_table_has_one_row_per_non_ok_entry_in_tutorial_order():
     assert "(2)" not in set(table["equation"])
 
 
+def test_prose_claims_sit_next_to_their_equation():
+    labels = ["(50)", "text after (50)", "text before (50)", "(49)", "Fig. 3 (text after (59))"]
+    ordered = sorted(labels, key=errata.sort_key)
+    assert ordered == ["(49)", "text before (50)", "(50)", "text after (50)", labels[-1]]
+
+
 def test_counts():
     c = errata.verdict_counts(FAKE)
     assert c == {"ok": 1, "slip": 2, "wrong": 1, "total": 4, "numbered": 3}

@@ -193,13 +193,14 @@ def _posterior_draws(module, x, b, n_samples: int, rng: np.random.Generator) -> 
     inf = module.inference(x, b)
     loc, scale = inf["qz_loc"], inf["qz_scale"]
     n = loc.shape[0]
-    eps = _normal(rng, (n, n_samples, loc.shape[-1]), loc)
-    z = loc + scale * eps.transpose(0, 1)
+    d = loc.shape[-1]
+    # One draw per cell of (eps_z, eps_l), so that the stream is cell by cell for both.
+    eps = _normal(rng, (n, n_samples, d + 1), loc).transpose(0, 1)
+    z = loc + scale * eps[..., :d]
     if module.use_observed_lib_size:
         library = inf["library"].expand(n_samples, n, 1)
     else:
-        eps_l = _normal(rng, (n, n_samples, 1), loc)
-        library = inf["ql_loc"] + inf["ql_scale"] * eps_l.transpose(0, 1)
+        library = inf["ql_loc"] + inf["ql_scale"] * eps[..., d:]
     return dict(inf, z=z, library=library)
 
 

@@ -57,6 +57,12 @@ def test_minibatch_invariance_gene_list_and_samples():
     genes = [5, 1, 7]
     sub = normalized_expression(m, x, b, n_samples=5, seed=3, gene_indices=genes)
     np.testing.assert_allclose(sub, full[:, genes], rtol=1e-5, atol=1e-8)
+    # Also with the learnt library (eps of z and of log l both drawn cell by cell).
+    ml, _, _ = _random_vae(use_observed_lib_size=False, library_log_means=[3.0, 3.0],
+                           library_log_vars=[0.2, 0.2])  # fmt: skip
+    kw = dict(n_samples=5, seed=3, library_size="latent")
+    lat = [normalized_expression(ml, x, b, batch_size=bs, **kw) for bs in (40, 7)]
+    np.testing.assert_allclose(lat[1], lat[0], rtol=1e-5)
     samples = normalized_expression(m, x, b, n_samples=5, seed=3, return_mean=False)
     assert samples.shape == (5, 40, 12)
     np.testing.assert_allclose(samples.mean(0), full, rtol=1e-5, atol=1e-8)

@@ -739,7 +739,7 @@ ENTRIES = [
         r"\tilde L=+\sum_i[\dots]+[\mathrm{KL}_l]+\frac1K\sum_k\sum_g\{1_{x=0}[S(-f_h)+\theta\log\tfrac{\theta}{\theta+l f_w}-S(-f_h)]\ 1_{x>0}[\dots+x\log\tfrac{x}{\theta+l f_w}\dots]\}",
         "wrong",
         r"\tilde L=-\mathrm{KL}_z-\mathrm{KL}_l+\frac1K\sum_k\sum_g\log\mathrm{ZINB}(x_g|l^{(k)}\rho_g^{(k)},\theta_g,\text{zero logit }-f_h^g)\ \text{(corrected (58) inside; }m_{b_n}\to\mu_{b_n})",
-        "toy scVI with log p(x) by quadrature: the printed bound (KL added) exceeds log p(x) for q far from the prior, the corrected one stays below it for random q; the printed zero case has zero derivative in f_h.",
+        "toy scVI with log p(x) by quadrature: the printed bound (KL added) exceeds log p(x) for q far from the prior, the corrected one stays below it for random q; the printed zero case has zero derivative in f_h. Also wrong as printed: the missing + between the two indicator terms, x log(x/(theta+l f_w)) for x log(l f_w/(theta+l f_w)), m_{b_n} for mu_{b_n}.",
         check_69,
         demo="With the KL added, maximising the 'bound' pushes q away from the prior without limit (the KL term grows), so training diverges; the zero case ignores dropout, and the x log x term is not a likelihood.",
     ),

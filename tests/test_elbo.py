@@ -193,7 +193,9 @@ def test_symbolic_bound_equals_vae_loss_float64(observed, n_samples):
     vae, x, b, inf, gen, loss = _case(observed, n_samples)
     for n in range(x.shape[0]):
         out = _symbolic_cell(vae, x, b, inf, n, n_samples)
-        assert E.evaluate(out["elbo"]) == pytest.approx(float(loss.elbo[n]), rel=1e-12)
+        assert E.evaluate(out["elbo"]) == pytest.approx(
+            float(loss.elbo[n]), rel=1e-13
+        )  # measured 2e-16
         assert E.evaluate(-out["reconstruction"]) == pytest.approx(
             float(loss.reconstruction_loss[n]), rel=1e-12
         )
@@ -207,7 +209,9 @@ def test_symbolic_bound_equals_vae_loss_float32():
     vae, x, b, inf, gen, loss = _case(False, 1, dtype=torch.float32)
     for n in range(x.shape[0]):
         out = _symbolic_cell(vae, x, b, inf, n, 1)
-        assert E.evaluate(out["elbo"]) == pytest.approx(float(loss.elbo[n]), rel=1e-5)
+        assert E.evaluate(out["elbo"]) == pytest.approx(
+            float(loss.elbo[n]), rel=1e-6
+        )  # measured 1.3e-7
 
 
 def test_vae_decoder_is_a_true_softmax():

@@ -36,7 +36,7 @@ expected false discovery proportion mean_{i <= k}(1 - proba_de_i); ``is_de_fdr_<
 the largest k for which this is <= ``fdr_target`` (:func:`fdr_de_prediction`). It is exact
 under the model, not a frequentist guarantee. Use it with the change mode: there it controls
 the expected proportion of selected genes with |LFC| <= delta (on a simulation with a known
-truth, target 0.05, true expected FDR 0.03-0.06; ``benchmarks/downstream_quality.py``). In
+truth, target 0.05, true expected FDR 0.04-0.06; ``benchmarks/downstream_quality.py``). In
 the vanilla mode it only bounds the probability of a wrong *sign*, and genes with a tiny but
 consistent difference pass it (true expected FDR 0.14-0.25 in the same benchmark).
 """

@@ -257,6 +257,8 @@ class SCVI:
     def _gene_indices(self, gene_list: Any) -> np.ndarray | None:
         if gene_list is None:
             return None
+        if isinstance(gene_list, str):
+            gene_list = [gene_list]
         position = {g: j for j, g in enumerate(self.var_names)}
         unknown = [g for g in gene_list if g not in position]
         if unknown:

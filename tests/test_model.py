@@ -285,6 +285,8 @@ def test_batch_corrected_expression_matches_counterfactual_truth(trained_model, 
         indices=[0, 5], gene_list=["gene_3", "gene_1"], transform_batch=["batch_0", "batch_1"]
     )
     assert sub.shape == (2, 2) and list(sub.columns) == ["gene_3", "gene_1"]
+    one = trained_model.get_normalized_expression(indices=[0, 5], gene_list="gene_3")
+    assert list(one.columns) == ["gene_3"]  # a single name is one gene, not its letters
     with pytest.raises(ValueError, match="not among the batches"):
         trained_model.get_normalized_expression(transform_batch="batch_9")
     with pytest.raises(ValueError, match="unknown gene"):

@@ -25,12 +25,20 @@ Deliberate differences from the tutorial (each with its reason):
   and its KL is that of eq. (63)/(65).
 * The encoder's variance is ``softplus(.) + 1e-4`` instead of scvi-tools' ``exp(.) + 1e-4``
   (``scvi_edu.nn.Encoder``: no overflow, hence no NaN).
+* Numerical guards (not in the tutorial): ``theta = exp(px_r)`` with ``px_r`` clamped to
+  ``[log 1e-6, log 1e8]`` (the range where ``scvi_edu.distributions`` is tested stable; beyond
+  1e8 the NB is a Poisson to float32 precision) and the log library clamped at
+  ``LOG_LIBRARY_MAX = 30`` (l <= 1.1e13, a million times any real cell) before ``exp``. An
+  unbounded ``exp`` overflows float32 above 88.7 and gives ``inf * 0 = NaN`` in the likelihood;
+  this happened with a high learning rate (gene-cell dispersion, latent library) and in eval
+  mode, where BatchNorm's running statistics lag behind the training minibatches.
 * The decoder's ``px_scale`` is a true softmax ``exp(o_g) / sum_j exp(o_j)``; Fig. 3 drops the
   ``exp`` of the numerator.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -48,6 +56,8 @@ from scvi_edu.nn import DecoderSCVI, Encoder, one_hot
 
 __all__ = ["VAE", "LossOutput"]
 
+LOG_THETA_MIN, LOG_THETA_MAX = math.log(1e-6), math.log(1e8)
+LOG_LIBRARY_MAX = 30.0
 DISPERSIONS = ("gene", "gene-batch", "gene-label", "gene-cell")
 LIKELIHOODS = ("zinb", "nb", "poisson")
 
@@ -281,6 +291,7 @@ class VAE(nn.Module):
         """
         n_cells = z.shape[-2]
         batch_index = self._index(batch_index, n_cells, self.n_batch, "batch_index")
+        library = library.clamp(max=LOG_LIBRARY_MAX)  # exp overflows float32 above 88.7
         px_scale, px_r, px_rate, px_dropout = self.decoder(self.dispersion, z, library, batch_index)
         if self.dispersion == "gene":
             px_r = self.px_r
@@ -289,7 +300,7 @@ class VAE(nn.Module):
         elif self.dispersion == "gene-label":
             y = self._index(y, n_cells, self.n_labels, "y")
             px_r = F.linear(one_hot(y, self.n_labels, z.dtype), self.px_r)
-        theta = torch.exp(px_r).expand_as(px_rate)
+        theta = torch.exp(px_r.clamp(LOG_THETA_MIN, LOG_THETA_MAX)).expand_as(px_rate)
         return dict(px_scale=px_scale, px_rate=px_rate, px_r=theta, px_dropout=px_dropout)
 
     # -------------------------------------------------------------------------------- loss

@@ -460,3 +460,17 @@ def test_bad_inputs_raise():
     vae.train()
     with pytest.raises(ValueError, match="at least 2 cells"):
         vae(x[:1], b[:1])
+
+
+def test_generative_guards_keep_extreme_parameters_finite():
+    """theta = exp(px_r) is clamped to [1e-6, 1e8] and the log library to <= 30 (no inf/NaN)."""
+    vae = make_vae(gene_likelihood="zinb")
+    x = torch.as_tensor(make_counts(n_cells=8), dtype=torch.float32)
+    inf = vae.inference(x, None)
+    with torch.no_grad():
+        for fill, bound in ((200.0, 1e8), (-200.0, 1e-6)):
+            vae.px_r.fill_(fill)
+            gen = vae.generative(inf["z"], inf["library"] + 500.0, None)
+            assert torch.allclose(gen["px_r"], torch.full_like(gen["px_r"], bound), rtol=1e-5)
+            assert torch.isfinite(gen["px_rate"]).all()
+            assert torch.isfinite(vae.get_reconstruction_log_prob(x, gen)).all()

@@ -36,6 +36,14 @@ def _joint(zz, x, g):
     )
 
 
+def test_gaussian_moments_against_integration():
+    t = sp.Symbol("t", real=True)
+    for k in range(7):
+        direct = sp.integrate(t**k * sp.exp(-(t**2) / 2), (t, -sp.oo, sp.oo)) / sp.sqrt(2 * sp.pi)
+        assert sp.simplify(V.standard_normal_moment(k) - direct) == 0
+        assert V.standard_normal_moment(k) == pytest.approx(stats.norm.moment(k))
+
+
 # ---- marginal, posterior, ELBO identity ------------------------------------------------------
 @pytest.mark.parametrize("g", GAMMAS)
 def test_marginal_against_quadrature_and_scipy(g):

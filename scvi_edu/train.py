@@ -16,8 +16,10 @@ engineering the tutorial does not discuss, chosen as in scvi-tools:
 * **BatchNorm and a minibatch of one cell.** A last minibatch of a single cell is dropped (in
   training mode BatchNorm cannot normalise one cell); with shuffling, the cell dropped changes
   every epoch.
-* **NaN.** A non-finite loss stops training with a ``NonFiniteLossError`` whose message says
-  what was found (learning rate, library sizes, exploded encoder outputs, batch sizes).
+* **NaN.** Training never ends with NaN silently: a non-finite loss, parameters made
+  non-finite by a non-finite gradient (checked after every epoch) or a non-finite validation
+  ELBO (eval mode) stop training with a ``NonFiniteLossError`` whose message says what was
+  found (learning rate, library sizes, exploded encoder outputs, batch sizes).
 * **Seeding.** ``seed`` fixes the split, the shuffling, dropout and the reparameterisation
   noise, inside a forked RNG (the caller's global Torch RNG is untouched): same seed, same
   initial module => identical parameters.
@@ -54,7 +56,14 @@ def kl_weight_schedule(step: int, n_warmup_steps: int) -> float:
 
 
 def _nan_report(
-    module, data: CountData, mb: dict, lr: float, epoch: int, step: int, kl_weight: float
+    module,
+    data: CountData,
+    mb: dict,
+    lr: float,
+    epoch: int,
+    step: int,
+    kl_weight: float,
+    what: str = "the loss became non-finite",
 ) -> str:
     """A message naming what is probably behind a non-finite loss (DESIGN: 'NaN losses')."""
     found = []
@@ -102,10 +111,10 @@ def _nan_report(
         "raw counts; cells with very few counts; a learning rate that is too high; a latent "
         "library size that explodes early in training; a batch with a single cell (BatchNorm)."
     )
-    what = "; ".join(found) if found else "no specific cause detected"
+    found_text = "; ".join(found) if found else "no specific cause detected"
     return (
-        f"the loss became non-finite at epoch {epoch}, step {step} (kl_weight {kl_weight:.3g}). "
-        f"Found: {what}. {causes}"
+        f"{what} at epoch {epoch}, step {step} (kl_weight {kl_weight:.3g}). "
+        f"Found: {found_text}. {causes}"
     )
 
 
@@ -244,17 +253,32 @@ def _train(
             out.loss.backward()
             optimizer.step()
             step += 1
+            last_mb = mb
             n = mb["x"].shape[0]
             n_seen += n
             sums["loss"] += out.loss.item() * n
             for key in _METRICS:
                 sums[key] += getattr(out, key).detach().sum().item()
+        if not all(torch.isfinite(p).all() for p in params):
+            # a NaN/inf gradient with a finite loss: Adam wrote it into the weights
+            raise NonFiniteLossError(
+                _nan_report(module, data, last_mb, lr, epoch, step, kl_weight,
+                            "the parameters became non-finite (a non-finite gradient) although "
+                            "the loss stayed finite")
+            )  # fmt: skip
         row = {"epoch": epoch, "kl_weight": kl_weight_schedule(step, n_warmup_steps)}
         row["train_loss"] = sums["loss"] / n_seen
         for key in _METRICS:
             row[f"train_{key}"] = sums[key] / n_seen
         if len(validation_indices):
             val = _evaluate(module, data, validation_indices, batch_size, device)
+            if not all(math.isfinite(v) for v in val.values()):
+                bad = [k for k, v in val.items() if not math.isfinite(v)]
+                raise NonFiniteLossError(
+                    _nan_report(module, data, last_mb, lr, epoch, step, kl_weight,
+                                f"the validation {bad} (eval mode: BatchNorm's running "
+                                "statistics, no dropout) became non-finite")
+                )  # fmt: skip
             for key in _METRICS:
                 row[f"validation_{key}"] = val[key]
         else:

@@ -197,10 +197,12 @@ plt.show()
 """)
 
 md(r"""
-Top row: in the first two principal components of the scVI latent, the four types are apart and
-the two batches lie on top of each other. Bottom row: a PCA of log CP10k counts mixes the
-batches about as well here (the batch effect of this simulation is mild: logit shifts of sd 0.3,
-and CP10k removes the difference of depth), but it separates the types much worse: with 100
+Top row: in the first two principal components of the scVI latent (of five), the types form
+groups (two of them overlap in these two components and separate in the others) and the two
+batches lie on top of each other. Bottom row: in a PCA of log CP10k counts the batches are
+shifted against each other, though neighbourhoods stay fairly mixed (the batch effect of this
+simulation is mild: logit shifts of sd 0.3, and CP10k removes the difference of depth); the
+types are separated much worse: with 100
 strongly overdispersed genes, the Poisson-Gamma noise of the log counts dominates, while scVI
 models that noise instead of embedding it. (The latent positions are also better recovered:
 $R^2$ above.) What batch conditioning does is seen in the ablation (section 3): an scVI without
@@ -550,8 +552,8 @@ md(r"""
 The prior (left, coloured curves) is one wide Gaussian per batch, fitted to the observed log
 totals and the same for every cell of the batch; the posterior of a single cell (black) is
 several times narrower. It is *not* centred on the cell's observed log total (right): after
-our 40 epochs the posterior means follow the observed totals only loosely and sit above them.
-Part of the gap is by construction — $l$ is the depth of the NB part of the ZINB, before the
+our 40 epochs the posterior means follow the observed totals only loosely, spread more widely,
+and lie mostly above them for the deeper batch. Part of the gap is by construction — $l$ is the depth of the NB part of the ZINB, before the
 technical zeros (and our hidden 10%) are removed — but most of it is slow learning: $\log l$
 starts near 0, and the data pin it down only weakly because a larger $l$ together with more
 technical zeros explains the counts almost as well. (In a longer run,

@@ -52,20 +52,46 @@ def log_poisson(x: torch.Tensor, rate: torch.Tensor) -> torch.Tensor:
     return x * _log_floor(rate) - rate - torch.lgamma(x + 1)
 
 
+_STIRLING_FROM = 10.0  # theta above which log Gamma(x + theta) - log Gamma(theta) uses Stirling
+
+
+def _stirling_tail(z: torch.Tensor) -> torch.Tensor:
+    """log Gamma(z) - [(z - 1/2) log z - z + log(2 pi) / 2] to O(z^-7) (< 1e-10 for z >= 10)."""
+    z2 = z * z
+    return (1 / 12 - (1 / 360 - 1 / (1260 * z2)) / z2) / z
+
+
 def log_nb_positive(x: torch.Tensor, mu: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
     """log NB(x | mean mu, inverse dispersion theta), eq. (56) last lines.
 
     log Gamma(x + theta) - log Gamma(theta) - log x!
       + theta log(theta / (theta + mu)) + x log(mu / (theta + mu)).
+
+    For theta >= 10 the two log Gamma are not subtracted (in float32 their rounding error,
+    ~6e-8 theta log theta, made the log-pmf positive for theta ~ 1e7): Stirling's series gives
+    log Gamma(x + theta) - log Gamma(theta) = (theta - 1/2) log1p(x / theta) + x log(x + theta) - x
+    + tail(x + theta) - tail(theta), and x log(x + theta) - x log(theta + mu) is
+    x log1p((x - mu) / (theta + mu)).
     """
-    log_theta_mu = torch.log(theta + mu)
-    return (
-        -theta * torch.log1p(mu / theta)
-        + x * (_log_floor(mu) - log_theta_mu)
+    log_mu = _log_floor(mu)
+    nb_zero = -theta * torch.log1p(mu / theta)
+    small = (
+        nb_zero
+        + x * (log_mu - torch.log(theta + mu))
         + torch.lgamma(x + theta)
         - torch.lgamma(theta)
-        - torch.lgamma(x + 1)
     )
+    th = theta.clamp(min=_STIRLING_FROM)  # the branch not taken must have finite gradients
+    large = (
+        nb_zero
+        + x * log_mu
+        + x * torch.log1p((x - mu) / (th + mu))
+        + (th - 0.5) * torch.log1p(x / th)
+        - x
+        + _stirling_tail(x + th)
+        - _stirling_tail(th)
+    )
+    return torch.where(theta < _STIRLING_FROM, small, large) - torch.lgamma(x + 1)
 
 
 def log_zinb_positive(
@@ -88,8 +114,10 @@ def log_zinb_positive(
 
 def log_normal(x: torch.Tensor, loc: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     """log N(x | loc, scale**2); scale is the standard deviation."""
-    return -0.5 * ((x - loc) / scale) ** 2 - torch.log(scale) - 0.5 * torch.log(
-        torch.tensor(2 * torch.pi, dtype=x.dtype, device=x.device)
+    return (
+        -0.5 * ((x - loc) / scale) ** 2
+        - torch.log(scale)
+        - 0.5 * torch.log(torch.tensor(2 * torch.pi, dtype=x.dtype, device=x.device))
     )
 
 

@@ -61,6 +61,12 @@ def _stirling_tail(z: torch.Tensor) -> torch.Tensor:
     return (1 / 12 - (1 / 360 - 1 / (1260 * z2)) / z2) / z
 
 
+def _log_ratio(a: torch.Tensor, b: torch.Tensor, a_minus_b: torch.Tensor) -> torch.Tensor:
+    """log(a / b) for a, b > 0 without cancellation: log1p of a non-negative argument only
+    (log1p((a - b) / b) alone rounds to log1p(-1) = -inf when b >> a in float32)."""
+    return torch.log1p(a_minus_b.clamp(min=0) / b) - torch.log1p((-a_minus_b).clamp(min=0) / a)
+
+
 def log_nb_positive(x: torch.Tensor, mu: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
     """log NB(x | mean mu, inverse dispersion theta), eq. (56) last lines.
 
@@ -70,8 +76,8 @@ def log_nb_positive(x: torch.Tensor, mu: torch.Tensor, theta: torch.Tensor) -> t
     For theta >= 10 the two log Gamma are not subtracted (in float32 their rounding error,
     ~6e-8 theta log theta, made the log-pmf positive for theta ~ 1e7): Stirling's series gives
     log Gamma(x + theta) - log Gamma(theta) = (theta - 1/2) log1p(x / theta) + x log(x + theta) - x
-    + tail(x + theta) - tail(theta), and x log(x + theta) - x log(theta + mu) is
-    x log1p((x - mu) / (theta + mu)).
+    + tail(x + theta) - tail(theta), and x log(x + theta) - x log(theta + mu) is computed as
+    the log of a ratio (``_log_ratio``).
     """
     log_mu = _log_floor(mu)
     nb_zero = -theta * torch.log1p(mu / theta)
@@ -85,7 +91,7 @@ def log_nb_positive(x: torch.Tensor, mu: torch.Tensor, theta: torch.Tensor) -> t
     large = (
         nb_zero
         + x * log_mu
-        + x * torch.log1p((x - mu) / (th + mu))
+        + x * _log_ratio(x + th, mu + th, x - mu)
         + (th - 0.5) * torch.log1p(x / th)
         - x
         + _stirling_tail(x + th)

@@ -1,7 +1,7 @@
 """Ablation of scVI's modelling choices on simulated counts with a known truth (not a test).
 
     python benchmarks/ablation.py                 # full length (a few minutes on one core)
-    python benchmarks/ablation.py --quick         # the small version of chapter 5
+    python benchmarks/ablation.py --quick         # chapter 5's sizes (unmasked counts)
 
 One seeded simulation (``scvi_edu.simulate``: ZINB counts, NB inverse dispersions theta_g
 log-uniform in [2, 20], technical-zero probabilities in [0, 0.2], two batches with different

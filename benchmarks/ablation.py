@@ -18,9 +18,10 @@ given to the decoder):
 
 Each model is trained on a seeded 80% of the cells (``train_size=1.0``: no validation split
 inside the training loop) and evaluated on the other 20%. Columns, on those held-out cells: the
-importance-sampled marginal log-likelihood (``get_marginal_ll``, K samples, mean per cell) and
-the ELBO per cell; on all cells: ARI and NMI of KMeans on the latent against the true types, and the
-entropy of batch mixing (50 neighbours; max log 2 = 0.693).
+importance-sampled marginal log-likelihood (``get_marginal_ll``, K samples, seeded, mean per
+cell) and the ELBO per cell (``get_elbo``: one unseeded sample of (z, l) per cell, so it moves by
+a few tenths between runs); on all cells: ARI and NMI of KMeans on the latent against the true
+types, and the entropy of batch mixing (50 neighbours; max log 2 = 0.693).
 
 With the observed library the marginal likelihood is log p(x | l = sum_g x_ng, s): it conditions
 on the depth. The latent-library row integrates over l, log p(x | s), a different quantity that

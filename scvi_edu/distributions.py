@@ -81,23 +81,24 @@ def log_nb_positive(x: torch.Tensor, mu: torch.Tensor, theta: torch.Tensor) -> t
     """
     log_mu = _log_floor(mu)
     nb_zero = -theta * torch.log1p(mu / theta)
-    small = (
-        nb_zero
-        + x * (log_mu - torch.log(theta + mu))
-        + torch.lgamma(x + theta)
-        - torch.lgamma(theta)
-    )
+    is_small = theta < _STIRLING_FROM
+    n_small = int(is_small.sum())  # skip a branch that no entry takes (half the cost)
+    if n_small:
+        small = x * (log_mu - torch.log(theta + mu)) + torch.lgamma(x + theta) - torch.lgamma(theta)
+        if n_small == is_small.numel():
+            return nb_zero + small - torch.lgamma(x + 1)
     th = theta.clamp(min=_STIRLING_FROM)  # the branch not taken must have finite gradients
     large = (
-        nb_zero
-        + x * log_mu
+        x * log_mu
         + x * _log_ratio(x + th, mu + th, x - mu)
         + (th - 0.5) * torch.log1p(x / th)
         - x
         + _stirling_tail(x + th)
         - _stirling_tail(th)
     )
-    return torch.where(theta < _STIRLING_FROM, small, large) - torch.lgamma(x + 1)
+    if n_small:
+        large = torch.where(is_small, small, large)
+    return nb_zero + large - torch.lgamma(x + 1)
 
 
 def log_zinb_positive(

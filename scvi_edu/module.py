@@ -146,6 +146,9 @@ class VAE(nn.Module):
         self.use_observed_lib_size = use_observed_lib_size
         self.log_variational = log_variational
         self.encode_covariates = encode_covariates
+        # Check counts (finite, non-negative) on every call; the training loop turns this off,
+        # since scvi_edu.data.CountData validated all counts once before training.
+        self.validate_input = True
 
         # Prior of the log library, eq. (62): one (mean, variance) per batch.
         if not use_observed_lib_size:
@@ -243,7 +246,8 @@ class VAE(nn.Module):
         ``ql_loc``, ``ql_scale`` (None for the observed library). With ``n_samples > 1``,
         ``z`` is (n_samples, n_cells, n_latent) and ``library`` (n_samples, n_cells, 1).
         """
-        self._check_counts(x)
+        if self.validate_input:
+            self._check_counts(x)
         if x.shape[1] != self.n_input:
             raise ValueError(f"x has {x.shape[1]} genes, the model {self.n_input}")
         batch_index = self._index(batch_index, x.shape[0], self.n_batch, "batch_index")
@@ -308,12 +312,15 @@ class VAE(nn.Module):
         self, x: torch.Tensor, generative_outputs: dict[str, torch.Tensor]
     ) -> torch.Tensor:
         """log p(x_n | z_n, l_n, s_n) summed over genes, shape (..., n_cells); eq. (58)/(59)."""
-        mu = generative_outputs["px_rate"]
+        mu, theta = generative_outputs["px_rate"], generative_outputs["px_r"]
+        if self.dispersion == "gene":
+            # theta is one value per gene, broadcast (a view) over cells: hand the likelihood
+            # the (1, G) row so lgamma(theta) and its gradient are computed G times, not n * G.
+            theta = theta.reshape(-1, theta.shape[-1])[:1]
         if self.gene_likelihood == "zinb":
-            theta, zi = generative_outputs["px_r"], generative_outputs["px_dropout"]
-            log_px = log_zinb_positive(x, mu, theta, zi)
+            log_px = log_zinb_positive(x, mu, theta, generative_outputs["px_dropout"])
         elif self.gene_likelihood == "nb":
-            log_px = log_nb_positive(x, mu, generative_outputs["px_r"])
+            log_px = log_nb_positive(x, mu, theta)
         else:
             log_px = log_poisson(x, mu)
         return log_px.sum(dim=-1)

@@ -233,7 +233,24 @@ def _train(
 
     module.to(device)
     params = [p for p in module.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(params, lr=lr, eps=eps, weight_decay=weight_decay)
+    try:  # the fused kernel (one pass over all parameters) where this torch has it
+        optimizer = torch.optim.Adam(params, lr=lr, eps=eps, weight_decay=weight_decay, fused=True)
+    except (RuntimeError, ValueError, TypeError):
+        optimizer = torch.optim.Adam(params, lr=lr, eps=eps, weight_decay=weight_decay)
+    module.validate_input = False  # CountData validated every count once
+    try:
+        return _fit(module, data, optimizer, params, train_indices, validation_indices, rng,
+                    max_epochs, batch_size, n_warmup_steps, lr, early_stopping, patience,
+                    min_delta, progress_bar, device)  # fmt: skip
+    finally:
+        module.validate_input = True
+        module.eval()
+
+
+def _fit(module, data, optimizer, params, train_indices, validation_indices, rng, max_epochs,
+         batch_size, n_warmup_steps, lr, early_stopping, patience, min_delta, progress_bar,
+         device) -> pd.DataFrame:  # fmt: skip
+    """The epoch loop of :func:`train` (minibatch steps, validation, early stopping)."""
     n_genes = data.n_genes
     rows, step = [], 0
     best, best_epoch = -math.inf, 0
@@ -298,5 +315,4 @@ def _train(
             elif epoch - best_epoch >= patience:
                 break
     pbar.close()
-    module.eval()
     return pd.DataFrame(rows).set_index("epoch")

@@ -14,7 +14,8 @@ Conventions (stated once, used everywhere):
 
 Stability: the log-pmfs are finite (values and gradients) in float32 and float64 for
 ``x`` in [0, 1e6], ``mu`` in [0, 1e6], ``theta`` in [1e-6, 1e8], ``zi_logits`` in [-100, 100],
-and in float64 they agree with an mpmath reference to 1e-6 * max(1, |ref|) (tests/test_distributions).
+and in float64 they agree with an mpmath reference to 1e-6 * max(1, |ref|)
+(tests/test_distributions.py).
 The tricks: ``theta * log(theta / (theta + mu)) = -theta * log1p(mu / theta)`` (no cancellation
 when theta >> mu), softplus instead of ``log(1 + exp(.))``, and the zero case of the ZINB written
 as ``softplus(-zi + nb0) - softplus(-zi)`` (a log-sum-exp of the two ways to observe 0).
@@ -106,8 +107,8 @@ def log_zinb_positive(
 ) -> torch.Tensor:
     """log ZINB(x | mu, theta, pi = sigmoid(zi_logits)), the corrected eq. (58)/(59).
 
-    p(0)   = pi + (1 - pi) NB(0)         ->  softplus(-zi + theta log(theta/(theta+mu))) - softplus(-zi)
-    p(x>0) = (1 - pi) NB(x)              ->  -softplus(zi) + log NB(x)
+    p(0)   = pi + (1 - pi) NB(0)  ->  softplus(-zi + theta log(theta/(theta+mu))) - softplus(-zi)
+    p(x>0) = (1 - pi) NB(x)       ->  -softplus(zi) + log NB(x)
 
     using log(pi) = -softplus(-zi) and log(1 - pi) = -softplus(zi). The tutorial's (58) has
     the zero-case mixture weights swapped and ``x log(x / (theta + mu))`` for

@@ -83,6 +83,18 @@ def _minibatches(n: int, batch_size: int) -> Iterator[np.ndarray]:
         yield np.arange(start, min(start + batch_size, n))
 
 
+def _query_batches(x, b_all, y_all, rows, batch_size, dtype, device):
+    """Minibatches of the queried ``rows``: (positions in rows, counts, batch codes, labels).
+
+    Only one minibatch of counts is densified at a time; codes are None where absent.
+    """
+    for mb in _minibatches(len(rows), batch_size):
+        idx = rows[mb]
+        bb = None if b_all is None else torch.as_tensor(b_all[idx], device=device)
+        yb = None if y_all is None else torch.as_tensor(y_all[idx], device=device)
+        yield mb, _rows(x, idx, dtype, device), bb, yb
+
+
 def _codes(index, n: int, name: str) -> np.ndarray | None:
     if index is None:
         return None
@@ -287,11 +299,7 @@ def expression_samples(
     rng, _ = _generators(seed, device)
     out = []
     with _eval_mode(module):
-        for mb in _minibatches(len(rows), batch_size):
-            idx = rows[mb]
-            xb = _rows(x, idx, dtype, device)
-            bb = None if b_all is None else torch.as_tensor(b_all[idx], device=device)
-            yb = None if y_all is None else torch.as_tensor(y_all[idx], device=device)
+        for mb, xb, bb, yb in _query_batches(x, b_all, y_all, rows, batch_size, dtype, device):
             draws = _posterior_draws(module, xb, bb, n_samples, rng)
             decoders = (
                 [bb]
@@ -339,10 +347,9 @@ def posterior_predictive_sample(
     rng, gen = _generators(seed, device)
     out = []
     with _eval_mode(module):
-        for idx in _minibatches(n, batch_size):
-            xb = _rows(x, idx, dtype, device)
-            bb = None if b_all is None else torch.as_tensor(b_all[idx], device=device)
-            yb = None if y_all is None else torch.as_tensor(y_all[idx], device=device)
+        for _, xb, bb, yb in _query_batches(
+            x, b_all, y_all, np.arange(n), batch_size, dtype, device
+        ):
             draws = _posterior_draws(module, xb, bb, n_samples, rng)
             g = module.generative(draws["z"], draws["library"], bb, yb)
             mu = g["px_rate"][..., genes]
@@ -397,10 +404,9 @@ def marginal_ll(
     rng, gen = _generators(seed, device)
     result = []
     with _eval_mode(module):
-        for idx in _minibatches(n, batch_size):
-            xb = _rows(x, idx, dtype, device)
-            bb = None if b_all is None else torch.as_tensor(b_all[idx], device=device)
-            yb = None if y_all is None else torch.as_tensor(y_all[idx], device=device)
+        for idx, xb, bb, yb in _query_batches(
+            x, b_all, y_all, np.arange(n), batch_size, dtype, device
+        ):
             # All K samples are drawn up front (K x cells x latent: small); they are decoded
             # in chunks so that at most _MAX_ROWS x genes decoder outputs exist at once.
             draws = _posterior_draws(module, xb, bb, n_mc_samples, rng)

@@ -6,21 +6,10 @@ ruff format tutorial/04_scvi_elbo.ipynb
 python scripts/regenerate_notebooks.py tutorial/04_scvi_elbo.ipynb
 """
 
-from pathlib import Path
+from notebook_builder import NotebookBuilder
 
-import nbformat
-
-ROOT = Path(__file__).resolve().parents[1]
-
-CELLS: list[tuple[str, str]] = []
-
-
-def md(text: str) -> None:
-    CELLS.append(("md", text.strip()))
-
-
-def code(text: str) -> None:
-    CELLS.append(("code", text.strip()))
+chapter = NotebookBuilder("ch04")
+md, code = chapter.md, chapter.code
 
 
 md(r"""
@@ -313,19 +302,5 @@ print("both answers are right")
 """)
 
 
-def main() -> None:
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    nb.cells = [
-        nbformat.v4.new_markdown_cell(src) if kind == "md" else nbformat.v4.new_code_cell(src)
-        for kind, src in CELLS
-    ]
-    nbformat.write(nb, ROOT / "tutorial" / "04_scvi_elbo.ipynb")
-
-
 if __name__ == "__main__":
-    main()
+    chapter.write("04_scvi_elbo.ipynb")

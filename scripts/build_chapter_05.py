@@ -6,21 +6,10 @@ ruff format tutorial/05_scvi_in_practice.ipynb
 python scripts/regenerate_notebooks.py tutorial/05_scvi_in_practice.ipynb
 """
 
-from pathlib import Path
+from notebook_builder import NotebookBuilder
 
-import nbformat
-
-ROOT = Path(__file__).resolve().parents[1]
-
-CELLS: list[tuple[str, str]] = []
-
-
-def md(text: str) -> None:
-    CELLS.append(("md", text.strip()))
-
-
-def code(text: str) -> None:
-    CELLS.append(("code", text.strip()))
+chapter = NotebookBuilder("ch05")
+md, code = chapter.md, chapter.code
 
 
 md(r"""
@@ -620,25 +609,5 @@ except AssertionError as err:
 """)
 
 
-def main() -> None:
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {
-        "display_name": "Python 3",
-        "language": "python",
-        "name": "python3",
-    }
-    nb.metadata["language_info"] = {"name": "python"}
-    for kind, text in CELLS:
-        cell = (
-            nbformat.v4.new_markdown_cell(text) if kind == "md" else nbformat.v4.new_code_cell(text)
-        )
-        nb.cells.append(cell)
-    for k, cell in enumerate(nb.cells):
-        cell["id"] = f"ch05-{k:02d}"
-    path = ROOT / "tutorial" / "05_scvi_in_practice.ipynb"
-    nbformat.write(nb, path)
-    print(f"wrote {path.relative_to(ROOT)} ({len(nb.cells)} cells)")
-
-
 if __name__ == "__main__":
-    main()
+    chapter.write("05_scvi_in_practice.ipynb")

@@ -1,25 +1,14 @@
 """Build tutorial/01_autoencoder.ipynb from the cells below (then format and execute it).
 
-python tutorial/sources/build_01.py
+python scripts/build_chapter_01.py
 ruff format tutorial/01_autoencoder.ipynb
 python scripts/regenerate_notebooks.py tutorial/01_autoencoder.ipynb
 """
 
-from pathlib import Path
+from notebook_builder import NotebookBuilder
 
-import nbformat
-
-ROOT = Path(__file__).resolve().parents[2]
-
-CELLS: list[tuple[str, str]] = []
-
-
-def md(text: str) -> None:
-    CELLS.append(("md", text.strip()))
-
-
-def code(text: str) -> None:
-    CELLS.append(("code", text.strip()))
+chapter = NotebookBuilder("ch01")
+md, code = chapter.md, chapter.code
 
 
 md(r"""
@@ -539,20 +528,5 @@ print(len(ENTRIES), "entries,", sum(e.number is not None for e in ENTRIES), "num
 """)
 
 
-def build() -> None:
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    for kind, text in CELLS:
-        if kind == "md":
-            nb.cells.append(nbformat.v4.new_markdown_cell(text))
-        else:
-            nb.cells.append(nbformat.v4.new_code_cell(text))
-    nbformat.write(nb, ROOT / "tutorial" / "01_autoencoder.ipynb")
-
-
 if __name__ == "__main__":
-    build()
+    chapter.write("01_autoencoder.ipynb")

@@ -46,12 +46,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from scvi_edu.distributions import (
-    kl_normal,
-    log_nb_positive,
-    log_poisson,
-    log_zinb_positive,
-)
+from scvi_edu.distributions import kl_normal, log_poisson, zinb_log_likelihood
 from scvi_edu.nn import DecoderSCVI, Encoder, one_hot
 
 __all__ = ["VAE", "LossOutput"]
@@ -311,19 +306,21 @@ class VAE(nn.Module):
     def get_reconstruction_log_prob(
         self, x: torch.Tensor, generative_outputs: dict[str, torch.Tensor]
     ) -> torch.Tensor:
-        """log p(x_n | z_n, l_n, s_n) summed over genes, shape (..., n_cells); eq. (58)/(59)."""
+        """log p(x_n | z_n, l_n, s_n) summed over genes, shape (..., n_cells); eq. (58)/(59).
+
+        ``zinb_log_likelihood`` is ``log_zinb_positive`` (or ``log_nb_positive``) summed over
+        genes, with its gradient in closed form (scvi_edu.distributions explains why).
+        """
         mu, theta = generative_outputs["px_rate"], generative_outputs["px_r"]
         if self.dispersion == "gene":
             # theta is one value per gene, broadcast (a view) over cells: hand the likelihood
-            # the (1, G) row so lgamma(theta) and its gradient are computed G times, not n * G.
+            # the (1, G) row, so its log Gamma terms are tabulated per gene.
             theta = theta.reshape(-1, theta.shape[-1])[:1]
         if self.gene_likelihood == "zinb":
-            log_px = log_zinb_positive(x, mu, theta, generative_outputs["px_dropout"])
-        elif self.gene_likelihood == "nb":
-            log_px = log_nb_positive(x, mu, theta)
-        else:
-            log_px = log_poisson(x, mu)
-        return log_px.sum(dim=-1)
+            return zinb_log_likelihood(x, mu, theta, generative_outputs["px_dropout"])
+        if self.gene_likelihood == "nb":
+            return zinb_log_likelihood(x, mu, theta)
+        return log_poisson(x, mu).sum(dim=-1)
 
     def loss(
         self,

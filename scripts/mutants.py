@@ -44,8 +44,8 @@ MISTAKES = [
         "name": "tutorial-58-x-log-x",
         "equation": "(58)",
         "path": "scvi_edu/distributions.py",
-        "find": "+ x * (_log_floor(mu) - log_theta_mu)",
-        "replace": "+ x * (_log_floor(x) - log_theta_mu)",
+        "find": "small = x * (log_mu - torch.log(theta + mu))",
+        "replace": "small = x * (_log_floor(x) - torch.log(theta + mu))",
         "description": "(58)/(59)/(69): x log(x / (theta + l rho)) instead of "
         "x log(l rho / (theta + l rho))",
     },
@@ -58,6 +58,22 @@ MISTAKES = [
         "    nb_zero = -theta * torch.log1p(mu / theta)  # log NB(0 | mu, theta)\n",
         "description": "(55)/(58): P(X=0) = P(Y=0)P(h=0) + P(h=1) — the mixture weights of the "
         "zero case swapped (sigmoid read as P(keep) where it is P(dropout))",
+    },
+    {
+        "name": "tutorial-58-x-log-x-training",
+        "equation": "(58)",
+        "path": "scvi_edu/distributions.py",
+        "find": "log1p_inv_ratio = torch.div(theta, mu_floor).log1p_()",
+        "replace": "log1p_inv_ratio = torch.div(theta, x.clamp(min=floor)).log1p_()",
+        "description": "(58)/(69) in the training likelihood: x log(x / (theta + l rho))",
+    },
+    {
+        "name": "tutorial-58-zero-inflation-flipped-training",
+        "equation": "(58)",
+        "path": "scvi_edu/distributions.py",
+        "find": "            zi_logits = zi_logits.expand(shape)\n",
+        "replace": "            zi_logits = -zi_logits.expand(shape)\n",
+        "description": "(55)/(58) in the training likelihood: sigmoid(zi_logits) read as P(keep)",
     },
     {
         "name": "tutorial-58-softplus-misbracketed",

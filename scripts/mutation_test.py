@@ -48,6 +48,7 @@ from mutants import MISTAKES  # noqa: E402
 TARGETS = ["scvi_edu/distributions.py", "scvi_edu/module.py", "scvi_edu/nn.py"]
 TESTS = [
     "tests/test_distributions.py",
+    "tests/test_likelihood.py",
     "tests/test_module.py",
     "tests/test_negative_binomial.py",
     "tests/test_elbo.py",

@@ -385,14 +385,25 @@ class SCVI:
             **kwargs,
         )
 
-    def get_elbo(self, adata: ad.AnnData | None = None, batch_size: int = 1024) -> float:
+    def get_elbo(
+        self, adata: ad.AnnData | None = None, batch_size: int = 1024, seed: int | None = None
+    ) -> float:
         """Mean ELBO per cell, eq. (69)/(70) with one sample of (z, l): a negative number,
-        higher is better (scvi-tools' ``get_elbo`` returns its negative)."""
+        higher is better (scvi-tools' ``get_elbo`` returns its negative). The sample makes it
+        move by ~0.1 nat between calls; ``seed`` fixes it (the global Torch RNG is untouched)."""
         data = self._validate(adata)
+        device = next(self.module.parameters()).device
         total = 0.0
-        with torch.no_grad():
-            for mb in self._minibatches(data, batch_size):
-                total += self.module(mb["x"], mb["batch_index"], mb["labels"]).elbo.sum().item()
+        fork = torch.random.fork_rng(
+            devices=[device.index or 0] if device.type == "cuda" else [], enabled=seed is not None
+        )
+        with fork:
+            if seed is not None:
+                torch.manual_seed(seed)
+            with torch.no_grad():
+                for mb in self._minibatches(data, batch_size):
+                    out = self.module(mb["x"], mb["batch_index"], mb["labels"])
+                    total += out.elbo.sum().item()
         return total / data.n_cells
 
     # -- persistence -----------------------------------------------------------------------

@@ -126,6 +126,14 @@ def test_get_elbo(trained_model, sim_adata):
     assert abs(elbo - h["validation_elbo"].iloc[-1]) < 0.05 * abs(elbo)
 
 
+def test_get_elbo_seed_fixes_the_monte_carlo_sample(trained_model):
+    state = torch.random.get_rng_state()
+    a, b = trained_model.get_elbo(seed=3), trained_model.get_elbo(seed=3)
+    assert a == b, "same seed, same sample of (z, l), same ELBO"
+    assert trained_model.get_elbo(seed=4) != a, "another seed draws another (z, l)"
+    assert torch.equal(torch.random.get_rng_state(), state), "the global RNG was advanced"
+
+
 def test_queries_on_new_adata(trained_model, sim_adata):
     z = trained_model.get_latent_representation()
     sub = sim_adata[:100].copy()

@@ -184,13 +184,12 @@ def _count_terms(
     # One theta per gene: table[k, g] = sum_{j<k} log(theta_g + j) - log k!, k = 0.._TABLE_MAX,
     # read at the flat position k * G + g (index_select is the fastest lookup on the CPU).
     t64 = theta.reshape(n_genes, 1).double()
-    log_terms = torch.log(t64 + torch.arange(_TABLE_MAX, dtype=torch.float64))  # (G, K)
-    k = torch.arange(_TABLE_MAX + 1, dtype=torch.float64)
-    table = (F.pad(log_terms.cumsum(dim=1), (1, 0)) - torch.lgamma(k + 1)).T.to(x.dtype)
+    j = torch.arange(_TABLE_MAX + 1, dtype=torch.float64, device=x.device)
+    log_terms = torch.log(t64 + j[:-1])  # (G, K): log(theta_g + j), j < K
+    table = (F.pad(log_terms.cumsum(dim=1), (1, 0)) - torch.lgamma(j + 1)).T.to(x.dtype)
     x2 = x.reshape(-1, n_genes)
-    gene = torch.arange(n_genes, dtype=x.dtype)
-    key = torch.addcmul(gene, x2.clamp(max=_TABLE_MAX), torch.tensor(n_genes, dtype=x.dtype))
-    key = key.to(torch.int32).reshape(-1)
+    gene = torch.arange(n_genes, dtype=torch.int32, device=x.device)
+    key = x2.clamp(max=_TABLE_MAX).to(torch.int32).mul_(n_genes).add_(gene).reshape(-1)
     c = table.reshape(-1).index_select(0, key).reshape(x2.shape)
     dpsi = None
     if need_grad:

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch.autograd.function import once_differentiable
 
 __all__ = [
     "log_poisson",
@@ -255,6 +256,7 @@ class _ZINBLogLikelihood(torch.autograd.Function):
         return value.sum(dim=-1)
 
     @staticmethod
+    @once_differentiable  # the saved derivatives are constants: no second derivatives
     def backward(ctx, grad_output):
         grad_mu, grad_theta, grad_zi = ctx.saved_tensors
         mu_shape, theta_shape, zi_shape = ctx.shapes

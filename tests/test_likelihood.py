@@ -205,3 +205,12 @@ def test_no_gradient_work_without_autograd():
     b = zinb_log_likelihood(x, mu.requires_grad_(), theta, zi)
     assert not a.requires_grad and b.requires_grad
     torch.testing.assert_close(a, b.detach(), rtol=0, atol=0)
+
+
+def test_second_derivatives_are_refused_not_wrong():
+    """The backward multiplies saved first derivatives: differentiating it again must raise."""
+    x, mu, theta, zi = _random_problem(4, n=5, g=4)
+    mu.requires_grad_()
+    (g,) = torch.autograd.grad(zinb_log_likelihood(x, mu, theta, zi).sum(), mu, create_graph=True)
+    with pytest.raises(RuntimeError):
+        torch.autograd.grad(g.sum(), mu)

@@ -150,11 +150,13 @@ def log_zinb_positive(
 #                 + psi(x + theta) - psi(theta)
 # For integer x, Gamma(x + theta) / Gamma(theta) = theta (theta + 1) ... (theta + x - 1), so
 # c(x, theta) + log x! = sum_{j<x} log(theta + j) and psi(x + theta) - psi(theta) =
-# sum_{j<x} 1 / (theta + j): with one theta per gene both are tabulated for x <= _TABLE_MAX
-# (a cumulative sum over j, in float64) and looked up, instead of calling lgamma and digamma
-# on every entry. Larger or non-integer counts and a theta per cell use lgamma/digamma in
-# float64 (in float32 their difference loses ~6e-8 theta log theta: the log-pmf was once > 0).
+# sum_{j<x} 1 / (theta + j): with one theta per gene (or a few distinct rows of theta, as
+# gene-batch and gene-label give) both are tabulated for x <= _TABLE_MAX (a cumulative sum
+# over j, in float64) and looked up, instead of calling lgamma and digamma on every entry.
+# Larger or non-integer counts and a theta per cell use lgamma/digamma in float64 (in float32
+# their difference loses ~6e-8 theta log theta: the log-pmf was once > 0).
 _TABLE_MAX = 16
+_MAX_TABLES = 16  # distinct theta rows (batches, labels) tabulated; more: lgamma/digamma
 
 
 def _exact_count_terms(x: torch.Tensor, theta: torch.Tensor, need_grad: bool):
@@ -164,45 +166,72 @@ def _exact_count_terms(x: torch.Tensor, theta: torch.Tensor, need_grad: bool):
     return c, (torch.digamma(x + theta) - torch.digamma(theta)) if need_grad else None
 
 
+def _distinct_rows(theta_rows: torch.Tensor):
+    """The distinct rows of theta (U x G) and each row's index into them (None: all the same),
+    or None when there are more than _MAX_TABLES (a theta per cell)."""
+    if theta_rows.shape[0] == 1:
+        return theta_rows, None
+    _, inverse = torch.unique(theta_rows.sum(dim=1), return_inverse=True)
+    n_distinct = int(inverse.max()) + 1
+    if n_distinct > _MAX_TABLES:
+        return None
+    n_rows = theta_rows.shape[0]
+    first = torch.full((n_distinct,), n_rows, dtype=torch.long, device=theta_rows.device)
+    rows = torch.arange(n_rows, device=theta_rows.device)
+    distinct = theta_rows[first.scatter_reduce_(0, inverse, rows, "amin")]
+    if not torch.equal(distinct[inverse], theta_rows):  # two different rows with the same sum
+        return None
+    return distinct, inverse
+
+
 def _count_terms(
     x: torch.Tensor, theta: torch.Tensor, need_grad: bool
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """c(x, theta) = log Gamma(x + theta) - log Gamma(theta) - log x! and, with ``need_grad``,
     psi(x + theta) - psi(theta); shape of ``x``, dtype of ``x``."""
     n_genes = x.shape[-1]
-    if theta.numel() != n_genes:  # a theta per cell: lgamma/digamma on the non-zero entries
-        c = torch.zeros_like(x)
-        dpsi = torch.zeros_like(x) if need_grad else None
-        idx = torch.nonzero(x.reshape(-1))[:, 0]
-        ce, de = _exact_count_terms(
-            x.reshape(-1)[idx], theta.expand(x.shape).reshape(-1)[idx], need_grad
-        )
-        c.reshape(-1)[idx] = ce.to(x.dtype)
-        if need_grad:
-            dpsi.reshape(-1)[idx] = de.to(x.dtype)
-        return c, dpsi
-
-    # One theta per gene: table[k, g] = sum_{j<k} log(theta_g + j) - log k!, k = 0.._TABLE_MAX,
-    # read at the flat position k * G + g (index_select is the fastest lookup on the CPU).
-    t64 = theta.reshape(n_genes, 1).double()
-    j = torch.arange(_TABLE_MAX + 1, dtype=torch.float64, device=x.device)
-    log_terms = torch.log(t64 + j[:-1])  # (G, K): log(theta_g + j), j < K
-    table = (F.pad(log_terms.cumsum(dim=1), (1, 0)) - torch.lgamma(j + 1)).T.to(x.dtype)
     x2 = x.reshape(-1, n_genes)
+    if theta.numel() == n_genes:
+        theta_rows = theta.reshape(1, n_genes)
+    else:
+        theta_rows = theta.expand(x.shape).reshape(-1, n_genes)
+    found = _distinct_rows(theta_rows)
+    if found is None:  # a theta per cell: lgamma/digamma on the non-zero entries
+        c = torch.zeros_like(x2)
+        dpsi = torch.zeros_like(x2) if need_grad else None
+        rows, genes = torch.nonzero(x2, as_tuple=True)
+        ce, de = _exact_count_terms(x2[rows, genes], theta_rows[rows, genes], need_grad)
+        c[rows, genes] = ce.to(x.dtype)
+        if need_grad:
+            dpsi[rows, genes] = de.to(x.dtype)
+        return c.reshape(x.shape), None if dpsi is None else dpsi.reshape(x.shape)
+
+    # One theta per gene (or a few distinct rows: gene-batch, gene-label): tables
+    # table[u, k, g] = sum_{j<k} log(theta_ug + j) - log k!, k = 0.._TABLE_MAX, read at the flat
+    # position (u (K + 1) + k) G + g (index_select is the fastest lookup on the CPU).
+    distinct, inverse = found
+    t64 = distinct.double()  # (U, G)
+    j = torch.arange(_TABLE_MAX + 1, dtype=torch.float64, device=x.device)
+    log_terms = torch.log(t64[..., None] + j[:-1])  # (U, G, K): log(theta_ug + j), j < K
+    table = (F.pad(log_terms.cumsum(dim=-1), (1, 0)) - torch.lgamma(j + 1)).transpose(1, 2)
     gene = torch.arange(n_genes, dtype=torch.int32, device=x.device)
-    key = x2.clamp(max=_TABLE_MAX).to(torch.int32).mul_(n_genes).add_(gene).reshape(-1)
-    c = table.reshape(-1).index_select(0, key).reshape(x2.shape)
+    key = x2.clamp(max=_TABLE_MAX).to(torch.int32).mul_(n_genes).add_(gene)
+    if inverse is not None:
+        key.add_((inverse.to(torch.int32) * ((_TABLE_MAX + 1) * n_genes))[:, None])
+    key = key.reshape(-1)
+    c = table.to(x.dtype).reshape(-1).index_select(0, key).reshape(x2.shape)
     dpsi = None
     if need_grad:
-        inv_table = F.pad(torch.exp(-log_terms).cumsum(dim=1), (1, 0)).T.to(x.dtype)
-        dpsi = inv_table.reshape(-1).index_select(0, key).reshape(x2.shape)
+        inv_table = F.pad(torch.exp(-log_terms).cumsum(dim=-1), (1, 0)).transpose(1, 2)
+        dpsi = inv_table.to(x.dtype).reshape(-1).index_select(0, key).reshape(x2.shape)
     # Entries above the table or not integers (looked for only in genes that have one): exact.
     cols = torch.nonzero((x2.amax(dim=0) > _TABLE_MAX) | (torch.frac(x2).amax(dim=0) > 0))[:, 0]
     if len(cols):
         sub = x2[:, cols]
         rows, j = torch.nonzero((sub > _TABLE_MAX) | (torch.frac(sub) > 0), as_tuple=True)
         genes = cols[j]
-        ce, de = _exact_count_terms(sub[rows, j], t64[genes, 0], need_grad)
+        te = t64[0 if inverse is None else inverse[rows], genes]
+        ce, de = _exact_count_terms(sub[rows, j], te, need_grad)
         c[rows, genes] = ce.to(x.dtype)
         if need_grad:
             dpsi[rows, genes] = de.to(x.dtype)

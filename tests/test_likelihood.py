@@ -55,28 +55,33 @@ def _grid_cells(with_zi: bool):
     return rows, x, mu, theta, zi
 
 
+def _check_against_mpmath(rows, x, mu, theta, zi, what):
+    """Per cell, within 1e-6 * max(1, sum_g |ref|) (float64)."""
+    th_cells = np.broadcast_to(theta, x.shape)
+    ref, scale = [], []
+    for r, ths in zip(rows, th_cells, strict=True):
+        vals = [float(_mp_log_zinb(r[0], r[1], th, r[2])) for th in ths]
+        ref.append(sum(vals))
+        scale.append(sum(abs(v) for v in vals))
+    ref, scale = np.array(ref), np.array(scale)
+    zi_t = None if zi is None else torch.tensor(zi)
+    got = zinb_log_likelihood(torch.tensor(x), torch.tensor(mu), torch.tensor(theta), zi_t).numpy()
+    err = np.abs(got - ref)
+    bad = np.flatnonzero(~(err <= 1e-6 * np.maximum(1.0, scale)))
+    assert bad.size == 0, (
+        f"zinb_log_likelihood ({what}) differs from the mpmath ZINB of eq. (58) (corrected) "
+        f"at {bad.size} cells, e.g. (x, mu, zi) = {rows[bad[0]]}: {got[bad[0]]} vs {ref[bad[0]]}"
+    )
+
+
 @pytest.mark.parametrize("with_zi", [True, False], ids=["zinb", "nb"])
 def test_matches_mpmath_per_cell_on_the_stability_grid(with_zi):
-    """float64, within 1e-6 * max(1, sum_g |ref|) per cell, for the table (theta a row) and the
-    exact path (theta given per cell)."""
+    """float64, theta one row (the per-gene table) and theta per cell (lgamma/digamma)."""
     rows, x, mu, theta, zi = _grid_cells(with_zi)
-    ref = np.array(
-        [sum(float(_mp_log_zinb(r[0], r[1], th, r[2])) for th in THETA_GRID) for r in rows]
-    )
-    scale = np.array(
-        [sum(abs(float(_mp_log_zinb(r[0], r[1], th, r[2]))) for th in THETA_GRID) for r in rows]
-    )
-    zi_t = None if zi is None else torch.tensor(zi)
-    per_cell = torch.tensor(np.broadcast_to(theta, x.shape).copy())
-    for what, th in [("theta per gene", torch.tensor(theta)), ("theta per cell", per_cell)]:
-        got = zinb_log_likelihood(torch.tensor(x), torch.tensor(mu), th, zi_t).numpy()
-        err = np.abs(got - ref)
-        bad = np.flatnonzero(~(err <= 1e-6 * np.maximum(1.0, scale)))
-        assert bad.size == 0, (
-            f"zinb_log_likelihood ({what}) differs from the mpmath ZINB of eq. (58) (corrected) "
-            f"at {bad.size} cells, e.g. (x, mu, zi) = {rows[bad[0]]}: "
-            f"{got[bad[0]]} vs {ref[bad[0]]}"
-        )
+    _check_against_mpmath(rows, x, mu, theta, zi, "theta per gene")
+    # 50 distinct rows (more than distributions._MAX_TABLES): the exact path
+    per_cell = theta * (1 + 1e-3 * (np.arange(len(rows)) % 50))[:, None]
+    _check_against_mpmath(rows, x, mu, per_cell, zi, "theta per cell")
 
 
 def _random_problem(seed, n=40, g=30, big=True, dtype=T64):
@@ -95,7 +100,10 @@ def _random_problem(seed, n=40, g=30, big=True, dtype=T64):
 THETA_SHAPES = {
     "gene": lambda th, n: th,  # (1, G): the per-gene table
     "gene (G,)": lambda th, n: th[0],
-    "gene-cell": lambda th, n: th.expand(n, -1).clone(),  # (n, G): the exact path
+    # (n, G) with three distinct rows, as gene-batch gives: one table per distinct row
+    "gene-batch": lambda th, n: torch.cat([th, 2 * th, th / 3])[torch.arange(n) % 3],
+    # (n, G) with a theta per cell (more rows than distributions._MAX_TABLES): lgamma/digamma
+    "gene-cell": lambda th, n: th * (1 + 0.01 * torch.arange(n, dtype=th.dtype))[:, None],
 }
 
 
@@ -120,9 +128,9 @@ def test_values_and_gradients_equal_the_autograd_of_the_readable_formula(theta_s
         )  # fmt: skip
 
 
-@pytest.mark.parametrize("theta_shape", ["gene", "gene-cell"])
+@pytest.mark.parametrize("theta_shape", ["gene", "gene-batch", "gene-cell"])
 def test_gradcheck_finite_differences(theta_shape):
-    x, mu, theta, zi = _random_problem(1, n=6, g=5)
+    x, mu, theta, zi = _random_problem(1, n=20, g=5)  # 20 rows: gene-cell takes the lgamma path
     x[1, 1] = 2.5  # a non-integer count: the exact path (lgamma), also with a theta per gene
     theta = THETA_SHAPES[theta_shape](theta, x.shape[0])
     theta[..., :2] = torch.tensor([3.0, 0.7], dtype=T64)  # finite differences need moderate theta
@@ -214,3 +222,11 @@ def test_second_derivatives_are_refused_not_wrong():
     (g,) = torch.autograd.grad(zinb_log_likelihood(x, mu, theta, zi).sum(), mu, create_graph=True)
     with pytest.raises(RuntimeError):
         torch.autograd.grad(g.sum(), mu)
+
+
+def test_distinct_theta_rows_with_equal_sums_are_not_confused():
+    """Rows are grouped by their sum, then checked: (a, b) and (b, a) must not share a table."""
+    x, mu, _, zi = _random_problem(5, n=6, g=2, big=False)
+    theta = torch.tensor([[0.5, 4.0], [4.0, 0.5]], dtype=T64)[torch.arange(6) % 2]
+    ref = log_zinb_positive(x, mu, theta, zi).sum(-1)
+    torch.testing.assert_close(zinb_log_likelihood(x, mu, theta, zi), ref, rtol=1e-10, atol=1e-9)

@@ -46,7 +46,9 @@ from scvi_edu.simulate import simulate  # noqa: E402
 
 
 def _autograd_zinb(module, x, gen):
-    theta = gen["px_r"].reshape(-1, gen["px_r"].shape[-1])[:1]
+    theta = gen["px_r"]
+    if module.dispersion == "gene":
+        theta = theta.reshape(-1, theta.shape[-1])[:1]
     return log_zinb_positive(x, gen["px_rate"], theta, gen["px_dropout"]).sum(dim=-1)
 
 
@@ -55,9 +57,10 @@ def _no_likelihood(module, x, gen):
 
 
 class EduStepper:
-    def __init__(self, n_genes: int, reconstruction=None, seed: int = 0):
+    def __init__(self, n_genes: int, dispersion: str, reconstruction=None, seed: int = 0):
         torch.manual_seed(seed)
-        self.module = VAE(n_genes, n_batch=2)  # scvi-tools' defaults: 128, 10, 1 layer, zinb
+        # scvi-tools' defaults: n_hidden 128, n_latent 10, 1 layer, zinb, observed library
+        self.module = VAE(n_genes, n_batch=2, dispersion=dispersion)
         self.module.train()
         self.module.validate_input = False  # as in scvi_edu.train
         if reconstruction is not None:  # an instance attribute shadows the method
@@ -88,13 +91,13 @@ class EduStepper:
 
 
 class ToolsStepper:
-    def __init__(self, n_genes: int, seed: int = 0):
+    def __init__(self, n_genes: int, dispersion: str, seed: int = 0):
         from scvi.module import VAE as ToolsVAE
 
         torch.manual_seed(seed)
         self.module = ToolsVAE(
             n_input=n_genes, n_batch=2, n_hidden=128, n_latent=10, n_layers=1, dropout_rate=0.1,
-            dispersion="gene", gene_likelihood="zinb", use_observed_lib_size=True,
+            dispersion=dispersion, gene_likelihood="zinb", use_observed_lib_size=True,
         )  # fmt: skip
         self.module.train()
         self.opt = torch.optim.Adam(
@@ -122,6 +125,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--steps", type=int, default=30, help="steps per block and variant")
     p.add_argument("--blocks", type=int, default=5)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--dispersion", default="gene", choices=["gene", "gene-batch", "gene-cell"])
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
 
@@ -136,12 +140,12 @@ def main(argv: list[str] | None = None) -> None:
     mbs = [mb for mb in mbs if mb["x"].shape[0] == args.batch_size]
 
     variants = {
-        "scvi_edu": EduStepper(args.n_genes),
-        "scvi_edu, autograd ZINB": EduStepper(args.n_genes, _autograd_zinb),
-        "scvi_edu, no likelihood": EduStepper(args.n_genes, _no_likelihood),
+        "scvi_edu": EduStepper(args.n_genes, args.dispersion),
+        "scvi_edu, autograd ZINB": EduStepper(args.n_genes, args.dispersion, _autograd_zinb),
+        "scvi_edu, no likelihood": EduStepper(args.n_genes, args.dispersion, _no_likelihood),
     }
     try:
-        variants["scvi-tools VAE"] = ToolsStepper(args.n_genes)
+        variants["scvi-tools VAE"] = ToolsStepper(args.n_genes, args.dispersion)
     except ImportError:
         pass
     for stepper in variants.values():  # warm-up: first calls allocate and initialise
@@ -160,7 +164,8 @@ def main(argv: list[str] | None = None) -> None:
         variants["scvi_edu"].step(mbs[i % len(mbs)], phases)
 
     print(
-        f"one step: {args.batch_size} cells x {args.n_genes} genes, {args.threads} thread(s), "
+        f"one step: {args.batch_size} cells x {args.n_genes} genes, dispersion "
+        f"{args.dispersion!r}, {args.threads} thread(s), "
         f"CPU ms per step, median of {args.blocks} interleaved blocks of {args.steps} steps\n"
     )
     tools = statistics.median(per_step["scvi-tools VAE"]) if "scvi-tools VAE" in per_step else None

@@ -47,8 +47,8 @@ from mutants import MISTAKES  # noqa: E402
 
 TARGETS = ["scvi_edu/distributions.py", "scvi_edu/module.py", "scvi_edu/nn.py"]
 TESTS = [
-    "tests/test_distributions.py",
     "tests/test_likelihood.py",
+    "tests/test_distributions.py",
     "tests/test_module.py",
     "tests/test_negative_binomial.py",
     "tests/test_elbo.py",
@@ -247,6 +247,10 @@ def main() -> None:
     ap.add_argument("--json", type=Path, help="write the results here")
     ap.add_argument("--sample", type=int, help="run a seeded random sample of the operator mutants")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--lines",
+        help="only operator mutants in PATH:FIRST-LAST (e.g. scvi_edu/distributions.py:150-260)",
+    )
     args = ap.parse_args()
 
     generated = []
@@ -254,6 +258,10 @@ def main() -> None:
         for path in TARGETS:
             if (ROOT / path).exists():
                 generated += operator_mutants(path)
+        if args.lines:
+            path, span = args.lines.rsplit(":", 1)
+            first, last = (int(v) for v in span.split("-"))
+            generated = [m for m in generated if m.path == path and first <= m.line <= last]
         if args.sample is not None and args.sample < len(generated):
             pick = random.Random(args.seed).sample(range(len(generated)), args.sample)
             generated = [generated[i] for i in sorted(pick)]

@@ -313,7 +313,7 @@ theta_t = (torch.rand(1, 8, generator=gen, dtype=torch.float64) * 5 + 0.1).requi
 zi_t = torch.randn(1, 8, generator=gen, dtype=torch.float64).requires_grad_()
 hand = torch.autograd.grad(zinb_log_likelihood(x_t, mu_t, theta_t, zi_t).sum(), [mu_t, theta_t, zi_t])
 auto = torch.autograd.grad(log_zinb_positive(x_t, mu_t, theta_t, zi_t).sum(), [mu_t, theta_t, zi_t])
-worst = max(float((a - b).abs().max()) for a, b in zip(hand, auto))
+worst = max(float((a - b).abs().max()) for a, b in zip(hand, auto, strict=True))
 assert worst < 1e-10
 pi_t = torch.sigmoid(zi_t)
 q_t = (theta_t / (theta_t + mu_t)) ** theta_t

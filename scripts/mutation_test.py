@@ -242,6 +242,7 @@ def run_tests(copy: Path, timeout: float) -> tuple[bool, str]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--named-only", action="store_true")
+    ap.add_argument("--operators-only", action="store_true", help="skip the named mutants")
     ap.add_argument("--list", action="store_true", help="print the mutants and exit")
     ap.add_argument("--timeout", type=float, default=300)
     ap.add_argument("--json", type=Path, help="write the results here")
@@ -265,7 +266,7 @@ def main() -> None:
         if args.sample is not None and args.sample < len(generated):
             pick = random.Random(args.seed).sample(range(len(generated)), args.sample)
             generated = [generated[i] for i in sorted(pick)]
-    mutants = named_mutants() + generated
+    mutants = ([] if args.operators_only else named_mutants()) + generated
     if args.list:
         for m in mutants:
             print(f"{m.name:40s} {m.path}:{m.line}  {m.description}")

@@ -147,6 +147,14 @@ def test_broadcasting_and_leading_sample_dimensions():
     assert got.shape == (3, 7)
     ref = log_zinb_positive(x, mu_s, theta[0], zi).sum(-1)
     torch.testing.assert_close(got, ref, rtol=1e-10, atol=1e-9)
+    # gradients through the sample dimension, against autograd of the readable formula
+    mu_s.requires_grad_()
+    w = torch.linspace(-1.0, 1.0, 21, dtype=T64).reshape(3, 7)
+    (g_hand,) = torch.autograd.grad((zinb_log_likelihood(x, mu_s, theta[0], zi) * w).sum(), mu_s)
+    (g_auto,) = torch.autograd.grad(
+        (log_zinb_positive(x, mu_s, theta[0], zi).sum(-1) * w).sum(), mu_s
+    )
+    torch.testing.assert_close(g_hand, g_auto, rtol=1e-9, atol=1e-10)
     # theta and zi given as broadcastable shapes get gradients of their own shape
     th = theta[0].clone().requires_grad_()
     z1 = zi[:1].clone().requires_grad_()
@@ -230,3 +238,21 @@ def test_distinct_theta_rows_with_equal_sums_are_not_confused():
     theta = torch.tensor([[0.5, 4.0], [4.0, 0.5]], dtype=T64)[torch.arange(6) % 2]
     ref = log_zinb_positive(x, mu, theta, zi).sum(-1)
     torch.testing.assert_close(zinb_log_likelihood(x, mu, theta, zi), ref, rtol=1e-10, atol=1e-9)
+
+
+@pytest.mark.parametrize("theta_shape", list(THETA_SHAPES))
+def test_non_integer_counts_use_the_continuous_extension(theta_shape):
+    """x need not be an integer (lgamma extends the pmf): such entries, even below the table
+    maximum, must not be read from the table of integer counts."""
+    x, mu, theta, zi = _random_problem(6, n=20, g=5, big=False)
+    x[x > 10] = 10.0  # every gene below the table maximum
+    x[0, 0], x[1, 1], x[2, 3] = 0.5, 2.5, 7.25
+    theta = THETA_SHAPES[theta_shape](theta, x.shape[0])
+    mu.requires_grad_()
+    theta.requires_grad_()
+    ref = log_zinb_positive(x, mu, theta, zi).sum(-1)
+    got = zinb_log_likelihood(x, mu, theta, zi)
+    torch.testing.assert_close(got, ref, rtol=1e-10, atol=1e-9, msg="non-integer x, eq. (58)")
+    for a, b in zip(torch.autograd.grad(got.sum(), [mu, theta]),
+                    torch.autograd.grad(ref.sum(), [mu, theta]), strict=True):  # fmt: skip
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-10)

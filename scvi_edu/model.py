@@ -394,16 +394,12 @@ class SCVI:
         data = self._validate(adata)
         device = next(self.module.parameters()).device
         total = 0.0
-        fork = torch.random.fork_rng(
-            devices=[device.index or 0] if device.type == "cuda" else [], enabled=seed is not None
-        )
-        with fork:
+        devices = [device.index or 0] if device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices, enabled=seed is not None), torch.no_grad():
             if seed is not None:
                 torch.manual_seed(seed)
-            with torch.no_grad():
-                for mb in self._minibatches(data, batch_size):
-                    out = self.module(mb["x"], mb["batch_index"], mb["labels"])
-                    total += out.elbo.sum().item()
+            for mb in self._minibatches(data, batch_size):
+                total += self.module(mb["x"], mb["batch_index"], mb["labels"]).elbo.sum().item()
         return total / data.n_cells
 
     # -- persistence -----------------------------------------------------------------------

@@ -64,7 +64,7 @@ import torch
 
 from .distributions import sample_nb, sample_zinb
 
-__all__ = ["simulate", "true_rho", "true_log_fold_change"]
+__all__ = ["simulate", "true_rho", "true_log_fold_change", "true_pairwise_log_fold_changes"]
 
 
 def _softmax(eta: np.ndarray) -> np.ndarray:
@@ -331,3 +331,28 @@ def true_log_fold_change(
     else:
         raise ValueError(f"kind must be 'rho' or 'planted', got {kind!r}")
     return pd.Series(lfc, index=adata.var_names, name=f"log2fc_{group1}_vs_{group2 or 'rest'}")
+
+
+def true_pairwise_log_fold_changes(
+    adata: ad.AnnData, group1: str, group2: str, n_pairs: int = 20_000, seed: int = 1
+) -> np.ndarray:
+    """True log2 rho of a random cell of ``group1`` minus that of a random cell of ``group2``,
+    both as if sequenced in the same random batch: shape (n_pairs, n_genes).
+
+    This is the quantity whose distribution scVI's differential expression estimates (its
+    Bayes factors and ``proba_de`` are probabilities over such pairs): the true probability
+    that gene g changes by more than delta is ``(abs(lfc[:, g]) > delta).mean()``. Its mean
+    over pairs tends to ``true_log_fold_change(kind="rho")``.
+    """
+    cell_type = adata.obs["cell_type"].to_numpy()
+    for group in (group1, group2):
+        if not (cell_type == group).any():
+            raise ValueError(f"no cell of type {group!r}")
+    rng = np.random.default_rng(seed)
+    i1 = rng.choice(np.nonzero(cell_type == group1)[0], n_pairs)
+    i2 = rng.choice(np.nonzero(cell_type == group2)[0], n_pairs)
+    batch = rng.integers(0, len(adata.obs["batch"].cat.categories), n_pairs)
+    log2_rho = np.stack(
+        [np.log2(true_rho(adata, transform_batch=b)) for b in adata.obs["batch"].cat.categories]
+    )
+    return log2_rho[batch, i1] - log2_rho[batch, i2]

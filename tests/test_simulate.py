@@ -14,7 +14,12 @@ import scipy.sparse as sp
 import torch
 from scipy import stats
 
-from scvi_edu.simulate import simulate, true_log_fold_change, true_rho
+from scvi_edu.simulate import (
+    simulate,
+    true_log_fold_change,
+    true_pairwise_log_fold_changes,
+    true_rho,
+)
 
 
 def zinb_moments(mu: float, theta: float, pi: float, k_max: int = 5000) -> dict:
@@ -170,3 +175,16 @@ def test_bad_arguments(kwargs, match):
 def test_nb_has_no_zero_inflation():
     a = simulate(n_cells=100, n_genes=30, de_genes_per_type=3, gene_likelihood="nb", seed=0)
     assert np.all(a.var["dropout_prob"] == 0)
+
+
+def test_true_pairwise_log_fold_changes(sim_adata):
+    """Pairs of cells in a common random batch: each row is a difference of two true log2 rho
+    vectors, and the mean over pairs tends to the mean log fold change (kind="rho")."""
+    lfc = true_pairwise_log_fold_changes(sim_adata, "type_0", "type_1", n_pairs=20_000)
+    assert lfc.shape == (20_000, sim_adata.n_vars)
+    mean = true_log_fold_change(sim_adata, "type_0", "type_1").to_numpy()
+    se = lfc.std(axis=0) / np.sqrt(len(lfc))
+    assert np.all(np.abs(lfc.mean(axis=0) - mean) < 5 * se + 1e-9)
+    assert np.array_equal(lfc, true_pairwise_log_fold_changes(sim_adata, "type_0", "type_1"))
+    with pytest.raises(ValueError, match="type_9"):
+        true_pairwise_log_fold_changes(sim_adata, "type_0", "type_9")

@@ -1,23 +1,20 @@
 """Environment for every test and every notebook kernel (nbval starts kernels from this process).
 
-The same values are used by ``scripts/regenerate_notebooks.py``, so the stored outputs of the
-notebooks are produced under exactly the conditions CI compares them in. Thread counts are only
-defaults: ``OMP_NUM_THREADS=2 pytest --nbval`` must pass too (printed numbers are rounded to digits
-that do not depend on the BLAS thread count).
+The values are ``NOTEBOOK_ENV`` of ``scripts/notebooks.py``, which also executes the notebooks
+when they are rebuilt, so their stored outputs are produced under exactly the conditions CI
+compares them in. Thread counts are only defaults: ``OMP_NUM_THREADS=2 pytest --nbval`` must
+pass too (printed numbers are rounded to digits that do not depend on the BLAS thread count).
 """
 
+import importlib.util
 import os
+from pathlib import Path
 
-NOTEBOOK_ENV = {
-    "OMP_NUM_THREADS": "1",
-    "MKL_NUM_THREADS": "1",
-    "OPENBLAS_NUM_THREADS": "1",
-    "NUMBA_NUM_THREADS": "1",
-    "PYTHONHASHSEED": "0",
-    "PYTHONWARNINGS": "ignore",
-    "TQDM_DISABLE": "1",
-    "MPLBACKEND": "module://matplotlib_inline.backend_inline",
-}
+_spec = importlib.util.spec_from_file_location(
+    "_notebooks", Path(__file__).parent / "scripts" / "notebooks.py"
+)
+_notebooks = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_notebooks)
 
-for _key, _value in NOTEBOOK_ENV.items():
+for _key, _value in _notebooks.NOTEBOOK_ENV.items():
     os.environ.setdefault(_key, _value)

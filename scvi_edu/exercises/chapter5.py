@@ -1,4 +1,4 @@
-"""Check functions of the chapters' exercises (raise ``AssertionError`` with a hint if wrong).
+"""Chapter 5 exercise checks (raise ``AssertionError`` with a hint if wrong).
 
 Chapter 5 (``check_exercise_ch5``): with the latent library size, ``library`` is *log* l and
 q(log l | x) = N(ql_loc, ql_scale**2) (eq. (61)), so l is log-normal under the posterior. The

@@ -25,9 +25,11 @@
 
 # %%
 import random
+import sys
 import warnings
 
 warnings.filterwarnings("ignore")
+sys.path.insert(0, "..")  # derivations/ (the sympy side) is read from the checkout
 
 import matplotlib.pyplot as plt
 import numpy as np

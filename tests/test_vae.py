@@ -326,3 +326,26 @@ def test_bad_input_raises():
         T.LinearGaussianVAE(1.0).encode(torch.zeros(3, 3, dtype=torch.float64))
     with pytest.raises(ValueError, match="quadratic"):
         V.gaussian_integral(V.z**3, V.z)
+
+
+def test_log_marginal_against_scipy_and_gap_is_the_kl():
+    # log p(x) of the model against scipy; log p(x) - ELBO_exact = KL(q || p(z | x)) >= 0, the KL
+    # computed from the posterior N(b'x / (var_x + |b|^2), var_x / (var_x + |b|^2)) of the model
+    x = T.sample_data(50, 1.5, seed=3)
+    model = T.LinearGaussianVAE(1.5, init=(0.3, -0.2, 0.8, 1.7))
+    with torch.no_grad():
+        ll = model.log_marginal(x).numpy()
+        elbo = model.elbo_exact(x).numpy()
+    b, vx, vq = model.b.detach().numpy(), 1.5, 1.5 / 6.5
+    cov = np.outer(b, b) + vx * np.eye(2)
+    np.testing.assert_allclose(ll, stats.multivariate_normal(cov=cov).logpdf(x.numpy()), rtol=1e-12)
+    pv = vx / (vx + b @ b)
+    pm = x.numpy() @ b / (vx + b @ b)
+    m = x.numpy() @ np.array([0.3, -0.2])
+    kl = 0.5 * (vq / pv + (m - pm) ** 2 / pv - 1 - np.log(vq / pv))
+    np.testing.assert_allclose(ll - elbo, kl, rtol=1e-9, atol=1e-12)
+    res = T.fit(T.LinearGaussianVAE(1.5), x, steps=30, n_samples=2)
+    assert len(res["loglik_trace"]) == len(res["elbo_trace"]) == 3
+    assert np.all(res["loglik_trace"] >= res["elbo_trace"])
+    with pytest.raises(ValueError, match="shape"):
+        model.log_marginal(torch.zeros(3))

@@ -5,6 +5,19 @@ A reader calls ``check_...(answer)``: it returns quietly when the answer is righ
 check is tested with a right and a wrong answer in ``tests/test_exercises.py``.
 """
 
+from .chapter2 import (
+    EXERCISE_CH2_BETA,
+    EXERCISE_CH2_SADDLE,
+    check_beta_vae,
+    check_noise_saddle_curvature,
+)
 from .chapter5 import EXERCISE_CH5, check_exercise_ch5
 
-__all__ = ["EXERCISE_CH5", "check_exercise_ch5"]
+__all__ = [
+    "EXERCISE_CH2_BETA",
+    "EXERCISE_CH2_SADDLE",
+    "EXERCISE_CH5",
+    "check_beta_vae",
+    "check_exercise_ch5",
+    "check_noise_saddle_curvature",
+]

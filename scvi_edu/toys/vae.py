@@ -218,6 +218,17 @@ class LinearGaussianVAE(nn.Module):
         zz = mean + std * eps  # the reparameterisation trick: gradients flow to a and var_q
         return self.log_likelihood(x, zz).mean(0) - self.kl(mean, std)
 
+    def log_marginal(self, x: torch.Tensor) -> torch.Tensor:
+        """Per-sample log p(x) = log N(x | 0, b b^T + var_x I) (eq. (48) with the model's b, var_x).
+
+        The exact log-likelihood that the ELBO bounds: log p(x) - ELBO = KL(q || p(z | x)) >= 0.
+        """
+        if x.ndim != 2 or x.shape[-1] != 2:
+            raise ValueError(f"x must have shape (N, 2), got {tuple(x.shape)}")
+        cov = torch.outer(self.b, self.b) + self.var_x * torch.eye(2, dtype=self.b.dtype)
+        mvn = torch.distributions.MultivariateNormal(torch.zeros(2, dtype=cov.dtype), cov)
+        return mvn.log_prob(x)
+
     def elbo_exact(self, x: torch.Tensor) -> torch.Tensor:
         """Per-sample ELBO with the expectation done in closed form (eqs. (43)/(51))."""
         mean, std = self.encode(x)
@@ -239,8 +250,9 @@ def fit(
 
     The learning rate decays linearly to 0 (so the Monte Carlo noise of the gradient averages
     out), and the returned parameters are the average over the last ``average_last`` fraction of
-    the steps (Polyak averaging). Returns the final parameters (also written into ``model``) and
-    the trajectory of the exact mean ELBO every 10 steps.
+    the steps (Polyak averaging). Returns the final parameters (also written into ``model``) and,
+    every 10 steps, the exact mean ELBO (``elbo_trace``) and the exact mean log-likelihood of the
+    current model (``loglik_trace``): their difference is the mean KL(q || p(z | x)), the gap.
     """
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
@@ -251,7 +263,7 @@ def fit(
     start_avg = int(steps * (1 - average_last))
     avg = {n: torch.zeros_like(p) for n, p in model.named_parameters()}
     n_avg = 0
-    trace = []
+    trace, ll_trace = [], []
     for t in range(steps):
         opt.zero_grad()
         loss = -model.elbo(x, n_samples, generator=gen).mean()
@@ -266,6 +278,7 @@ def fit(
         if t % 10 == 0:
             with torch.no_grad():
                 trace.append(model.elbo_exact(x).mean().item())
+                ll_trace.append(model.log_marginal(x).mean().item())
     with torch.no_grad():
         for n, p in model.named_parameters():
             p.copy_(avg[n] / n_avg)
@@ -273,6 +286,7 @@ def fit(
     out["var_q"] = float(model.var_q.detach())
     out["var_x"] = float(model.var_x.detach())
     out["elbo_trace"] = np.asarray(trace)
+    out["loglik_trace"] = np.asarray(ll_trace)
     with torch.no_grad():
         out["elbo"] = model.elbo_exact(x).mean().item()
     return out

@@ -250,7 +250,8 @@ def fit(
 
     The learning rate decays linearly to 0 (so the Monte Carlo noise of the gradient averages
     out), and the returned parameters are the average over the last ``average_last`` fraction of
-    the steps (Polyak averaging). Returns the final parameters (also written into ``model``) and,
+    the steps (Polyak averaging). Returns the final parameters (also written into ``model``), their
+    mean ELBO and log-likelihood (``elbo``, ``loglik``) and,
     every 10 steps, the exact mean ELBO (``elbo_trace``) and the exact mean log-likelihood of the
     current model (``loglik_trace``): their difference is the mean KL(q || p(z | x)), the gap.
     """
@@ -289,6 +290,7 @@ def fit(
     out["loglik_trace"] = np.asarray(ll_trace)
     with torch.no_grad():
         out["elbo"] = model.elbo_exact(x).mean().item()
+        out["loglik"] = model.log_marginal(x).mean().item()
     return out
 
 

@@ -496,7 +496,7 @@ N = 500
 rows, runs = [], {}
 for gv in (0.5, 1.0, 4.0):
     x_data = T.sample_data(N, gv, seed=11)
-    res = T.fit(T.LinearGaussianVAE(gv), x_data, steps=400, lr=0.05, n_samples=16, seed=0)
+    res = T.fit(T.LinearGaussianVAE(gv), x_data, steps=250, lr=0.05, n_samples=16, seed=0)
     sample, pop = T.sample_optimum_fixed(x_data, gv), T.population_optimum(gv)
     sd = T.optimum_sampling_std(N, gv, n_boot=1000, seed=0)
     assert np.abs(res["a"] - sample["a"]).max() < 0.25 * sd["a"].min()
@@ -529,7 +529,7 @@ display(pd.DataFrame(rows, columns=cols).set_index("gamma"))
 # NBVAL_IGNORE_OUTPUT
 gv = 1.0
 x_data = T.sample_data(N, gv, seed=12)
-res_l = T.fit(T.LinearGaussianVAE(learn_variances=True), x_data, steps=400, lr=0.05, n_samples=16)
+res_l = T.fit(T.LinearGaussianVAE(learn_variances=True), x_data, steps=250, lr=0.05, n_samples=16)
 opt_l = T.sample_optimum_learned(x_data)
 sd_l = T.optimum_sampling_std(N, gv, learn_variances=True, n_boot=1000, seed=0)
 learned = pd.DataFrame(

@@ -127,13 +127,17 @@ def show(lhs, expr):
 # %%
 x = sp.Matrix([x1, x2])
 w = sp.Matrix([1, 2])
-log_joint = -(z**2) / 2 - ((x - w * z).T * (x - w * z))[0] / (2 * g)  # up to constants
-post_var = sp.simplify(-1 / sp.diff(log_joint, z, 2))  # -1 / (coefficient of z^2 times 2)
-post_mean = sp.solve(sp.diff(log_joint, z), z)[0]  # where the quadratic peaks
-leftover = sp.expand(log_joint + (z - post_mean) ** 2 / (2 * post_var))  # free of z
+# log p(z) + log p(x | z), up to constants
+log_joint = -(z**2) / 2 - ((x - w * z).T * (x - w * z))[0] / (2 * g)
+# complete the square in z: variance and mean of the posterior
+post_var = sp.simplify(-1 / sp.diff(log_joint, z, 2))
+post_mean = sp.solve(sp.diff(log_joint, z), z)[0]
+# what is left is free of z: a quadratic form in x, whose inverse precision is Cov(x)
+leftover = sp.expand(log_joint + (z - post_mean) ** 2 / (2 * post_var))
 assert sp.simplify(sp.diff(leftover, z)) == 0
-cov_x = sp.simplify((-sp.hessian(leftover, (x1, x2))).inv())  # invert the precision
-display(Math(rf"p(z\mid x) = \mathcal N\Big({sp.latex(post_mean)},\ {sp.latex(post_var)}\Big)"))
+cov_x = sp.simplify((-sp.hessian(leftover, (x1, x2))).inv())
+post = rf"\mathcal N\Big({sp.latex(post_mean)},\ {sp.latex(post_var)}\Big)"
+display(Math(r"p(z\mid x) = " + post))
 show(r"\operatorname{Cov}(x)", cov_x)
 
 # %% tags=["remove-cell"]
@@ -251,7 +255,8 @@ moment = {0: 1, 1: 0, 2: 1}  # E[eps^k] for eps ~ N(0, 1)
 expected_sq = sum(c * moment[k] for (k,), c in poly.terms())
 by_hand = ((x - b * mu).T * (x - b * mu))[0] + sq**2 * (b.T * b)[0]
 assert sp.expand(expected_sq - by_hand) == 0
-loss_52 = mu**2 / 2 + by_hand / (2 * g)  # KL and reconstruction, constants dropped
+# -ELBO: KL and reconstruction, constants dropped
+loss_52 = mu**2 / 2 + by_hand / (2 * g)
 loss_52 = loss_52.subs({sq: sp.sqrt(g / (5 + g)), mu: a1 * x1 + a2 * x2})
 show(r"\mathbb E_q\|x - bz\|^2", sp.factor_terms(by_hand))
 
@@ -348,16 +353,20 @@ assert sp.simplify(sp.expand(V.population_loss() - L)) == 0  # = E_x of the summ
 
 # %%
 grad_a = sp.Matrix([sp.diff(L, p) for p in (a1, a2)])
-assert (grad_a - C * ((g + s) * A - B) / g).applyfunc(sp.cancel) == sp.zeros(2, 1)  # Step 1
+# Step 1: grad_a L = C ((g + s) a - b) / g
+assert (grad_a - C * ((g + s) * A - B) / g).applyfunc(sp.cancel) == sp.zeros(2, 1)
+# Step 2: the profile P(b) = L(b / (g + s), b)
 profile = L.subs({a1: b1 / (g + s), a2: b2 / (g + s)}, simultaneous=True)
 P_by_hand = s / (2 * (5 + g)) - (B.T * C * B)[0] / (2 * g * (g + s)) + C.trace() / (2 * g)
-assert sp.cancel(sp.together(profile - P_by_hand)) == 0  # Step 2's profile
+assert sp.cancel(sp.together(profile - P_by_hand)) == 0
+# along an eigenvector with eigenvalue lambda, P is a function of s = |b|^2 alone
 lam_, s_ = sp.symbols("lambda s", positive=True)
-radial = s_ / (2 * (5 + g)) - lam_ * s_ / (2 * g * (g + s_))  # P along an eigenvector
+radial = s_ / (2 * (5 + g)) - lam_ * s_ / (2 * g * (g + s_))
 roots = sp.solve(sp.diff(radial, s_), s_)
 show(r"s = \|b\|^2", roots[0])
+# the five points (derivations/vae.py), with beta_n^2 = sqrt(g (5 + g)) - g
 points = V.stationary_points()
-beta_n = sp.Symbol(r"\beta_n", positive=True)  # beta_n^2 = sqrt(gamma (5 + gamma)) - gamma
+beta_n = sp.Symbol(r"\beta_n", positive=True)
 for p in points:
     a_, b_ = (M.T.subs(sp.sqrt(sp.sqrt(g * (5 + g)) - g), beta_n) for M in (p["a"], p["b"]))
     show(r"\text{" + p["name"] + r"}:\quad a = " + sp.latex(a_) + r",\quad b", b_)
@@ -634,11 +643,15 @@ def f(zz):  # log p(x | z), decoder N(b z, I)
 
 eps_pt = torch.randn(20_000, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
 q = torch.distributions.Normal(x_pt @ a_pt, sd_q)
-z_fixed = (x_pt @ a_pt + sd_q * eps_pt).detach()  # what q.sample() returns: numbers
-est_35 = f(z_fixed).mean()  # eq. (35): no path back to a (est_35.grad_fn is None) ...
-d35 = torch.zeros(2) if est_35.grad_fn is None else None  # ... so its gradient is zero
-(g_rp,) = torch.autograd.grad(f(x_pt @ a_pt + sd_q * eps_pt).mean(), a_pt)  # pathwise (36)
-(g_sf,) = torch.autograd.grad((f(z_fixed) * q.log_prob(z_fixed)).mean(), a_pt)  # score function
+# what q.sample() returns: numbers, with no path back to a
+z_fixed = (x_pt @ a_pt + sd_q * eps_pt).detach()
+# eq. (35): est_35.grad_fn is None, so its gradient with respect to a is zero
+est_35 = f(z_fixed).mean()
+d35 = torch.zeros(2) if est_35.grad_fn is None else None
+# reparameterised (36): z = mu + sigma eps keeps the path to a
+(g_rp,) = torch.autograd.grad(f(x_pt @ a_pt + sd_q * eps_pt).mean(), a_pt)
+# score function: surrogate f(z) log q(z), f(z) held fixed
+(g_sf,) = torch.autograd.grad((f(z_fixed).detach() * q.log_prob(z_fixed)).mean(), a_pt)
 estimators = pd.DataFrame(
     [d35.tolist(), g_rp.tolist(), g_sf.tolist(), [17 / 8, 17 / 4]],
     columns=["d/da1", "d/da2"],

@@ -809,7 +809,8 @@ if answer_2 is not None:
 # $a_1 = \sqrt{8/5}/12 \approx 0.1054$ (smaller than $1/6$: a heavier KL shrinks the code). The
 # solution needs $s > 0$, i.e. $\beta < \big(\frac{5+\gamma}{\gamma}\big)^2$ ($= 36$ at
 # $\gamma = 1$); beyond it the minimum is $a = b = 0$: the code carries no information
-# ("posterior collapse").
+# ("posterior collapse"), just as chapter 1's penalised autoencoder collapses to 0 once its
+# $\lambda$ is large enough.
 #
 # </details>
 #

@@ -127,9 +127,10 @@ class TrainConfig:
         epoch.
     kl_warmup_fraction, n_epochs_kl_warmup
         **KL warm-up.** The KL of z is multiplied by a weight that grows linearly from 0 to 1
-        over this fraction of all training steps, or over this many epochs (<= max_epochs).
-        Either way the weight reaches 1 by the end of the run, so the final epochs optimise the
-        true ELBO. (scvi-tools warms up over 400 epochs while its default number of epochs
+        over this fraction of all training steps, or over this many epochs (<= max_epochs):
+        ``kl_weight_schedule(step, n_warmup_steps)``. With a warm-up shorter than the run, the
+        final epochs optimise the true ELBO (weight 1); a warm-up over the whole run ends one
+        step short of 1. (scvi-tools warms up over 400 epochs while its default number of epochs
         drops below 400 above 20k cells: there the objective never becomes the ELBO.)
     train_size
         Fraction of the cells trained on when no split is given; the others are held out and

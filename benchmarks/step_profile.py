@@ -1,6 +1,6 @@
 """Where the time of one training step goes, and the fastest a step could be.
 
-Issue 2 asks for >= 3x scvi-tools' training speed. ``train_speed.py`` measures the ratio end to
+The goal is >= 3x scvi-tools' training speed. ``train_speed.py`` measures the ratio end to
 end; this script explains it. On one minibatch of 128 cells x 2,000 genes (1 thread, same
 architecture as ``train_speed.py``) it times, interleaved in blocks so that a machine's changing
 load hits all variants alike:

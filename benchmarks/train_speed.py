@@ -1,6 +1,6 @@
 """Training speed of scvi_edu against scvi-tools, on the same data, split, threads and recipe.
 
-Issue 2, item 9. Never part of the test run. Usage (see benchmarks/README.md)::
+Never part of the test run. Usage (see benchmarks/README.md)::
 
     python benchmarks/train_speed.py                      # scvi_edu only (no scvi-tools here)
     /work/bench-venv/bin/python benchmarks/train_speed.py  # both, back to back, with the ratio

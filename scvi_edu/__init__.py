@@ -4,7 +4,10 @@ Where to look (tutorial equation numbers in brackets):
 
 * ``distributions`` — log-pmfs of Poisson, NB, ZINB and the KL terms (55)-(59), (63)-(66);
 * ``module`` — ``VAE``: inference -> generative -> loss, the corrected ELBO (60)-(69);
-* ``train`` — the training loop (70); ``model`` — ``SCVI``, the user API on AnnData;
+* ``train`` — the training loop (70) and its ``TrainConfig``; ``model`` — ``SCVI``, the user
+  API on AnnData; ``posterior``, ``differential`` — the queries of a trained model;
+* ``context`` — ``seeded(seed)`` (reproducible without touching the global Torch RNG) and
+  ``evaluating(module)`` (eval mode, no gradients), used by training and every query;
 * ``simulate`` — samples the generative process (55) with known truth.
 """
 

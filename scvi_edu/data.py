@@ -26,6 +26,7 @@ import torch
 
 __all__ = [
     "CountData",
+    "minibatch_indices",
     "validate_counts",
     "encode_categories",
     "library_size_prior",
@@ -189,6 +190,32 @@ def split_indices(
         )
     perm = np.random.default_rng(seed).permutation(n_cells)
     return np.sort(perm[:n_train]), np.sort(perm[n_train:])
+
+
+def minibatch_indices(
+    indices: np.ndarray | int,
+    batch_size: int,
+    shuffle: bool = False,
+    rng: np.random.Generator | None = None,
+    drop_singleton: bool = False,
+) -> Iterator[np.ndarray]:
+    """Consecutive chunks of ``batch_size`` of ``indices`` (an int n: 0..n-1), shuffled by ``rng``.
+
+    The one minibatch iterator of the package: training, evaluation and every posterior query
+    cut their cells with it. ``drop_singleton`` drops a last chunk of a single cell (BatchNorm
+    in training mode cannot normalise one cell; when shuffled, the dropped cell differs from
+    epoch to epoch).
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    indices = np.arange(indices) if np.isscalar(indices) else np.asarray(indices)
+    if shuffle:
+        indices = (rng if rng is not None else np.random.default_rng()).permutation(indices)
+    for start in range(0, len(indices), batch_size):
+        chunk = indices[start : start + batch_size]
+        if drop_singleton and len(chunk) == 1 and len(indices) > 1:
+            return
+        yield chunk
 
 
 class CountData:
@@ -409,13 +436,6 @@ class CountData:
         ``drop_singleton`` drops a last minibatch of a single cell (BatchNorm in training mode
         cannot normalise one cell; the dropped cell differs from epoch to epoch when shuffled).
         """
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        indices = np.arange(self.n_cells) if indices is None else np.asarray(indices)
-        if shuffle:
-            indices = (rng if rng is not None else np.random.default_rng()).permutation(indices)
-        for start in range(0, len(indices), batch_size):
-            chunk = indices[start : start + batch_size]
-            if drop_singleton and len(chunk) == 1 and len(indices) > 1:
-                return
+        indices = np.arange(self.n_cells) if indices is None else indices
+        for chunk in minibatch_indices(indices, batch_size, shuffle, rng, drop_singleton):
             yield self.tensors(chunk, device)

@@ -361,10 +361,14 @@ def sample_nb(
     """Draw NB(mu, theta) counts by the Gamma-Poisson mixture of eq. (55)-(56).
 
     w ~ Gamma(shape theta, rate theta / mu)  (mean mu), then y ~ Poisson(w).
+
+    ``generator`` drives the Poisson draw only: Torch's Gamma sampler takes no generator and
+    draws from the global RNG. To fix both draws without touching the caller's RNG, run the call
+    inside ``scvi_edu.context.seeded(seed)`` (as ``scvi_edu.posterior`` and ``simulate`` do).
     """
     mu, theta = torch.broadcast_tensors(mu, theta)
-    # Gamma(theta, rate theta/mu) = (mu / theta) * Gamma(theta, 1); _standard_gamma takes no
-    # generator, so draw it via the Marsaglia-Tsang sampler Torch uses, seeded globally.
+    # Gamma(theta, rate theta/mu) = (mu / theta) * Gamma(theta, 1), by the Marsaglia-Tsang
+    # sampler Torch uses, from the global RNG.
     w = torch._standard_gamma(theta) * (mu / theta)
     return torch.poisson(w, generator=generator)
 
@@ -375,7 +379,10 @@ def sample_zinb(
     zi_logits: torch.Tensor,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """Draw ZINB counts: an NB draw, replaced by 0 with probability sigmoid(zi_logits)."""
+    """Draw ZINB counts: an NB draw, replaced by 0 with probability sigmoid(zi_logits).
+
+    ``generator`` as in :func:`sample_nb` (the Gamma draw uses the global RNG).
+    """
     y = sample_nb(mu, theta, generator=generator)
     dropout = torch.bernoulli(torch.sigmoid(zi_logits).expand_as(y), generator=generator)
     return torch.where(dropout > 0.5, torch.zeros_like(y), y)

@@ -1,6 +1,6 @@
 """``SCVI``: the user-facing model on an AnnData of raw counts (scvi-tools-like names).
 
-It only orchestrates (DESIGN's data flow): ``CountData`` validates and encodes the AnnData,
+It only orchestrates: ``CountData`` validates and encodes the AnnData,
 ``VAE`` holds the mathematics (eqs. (55)-(70)), ``train`` optimises eq. (70). There is no
 likelihood here.
 
@@ -32,8 +32,10 @@ import pandas as pd
 import torch
 
 from . import differential, posterior
+from .context import draw_seed, evaluating, seeded
 from .data import CountData, split_indices
 from .module import VAE
+from .train import TrainConfig
 from .train import train as _train
 
 __all__ = ["SCVI"]
@@ -132,8 +134,7 @@ class SCVI:
     def _build_module(kwargs: dict, seed: int | None) -> VAE:
         if seed is None:
             return VAE(**kwargs)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+        with seeded(seed):
             return VAE(**kwargs)
 
     @property
@@ -177,44 +178,53 @@ class SCVI:
         progress_bar: bool = True,
         train_size: float = 0.9,
         device: str | torch.device = "cpu",
+        train_indices: Any = None,
+        validation_indices: Any = None,
         **train_kwargs: Any,
     ) -> None:
         """Train with ``scvi_edu.train.train`` (Adam, KL warm-up, validation ELBO).
 
         ``max_epochs=None`` uses scvi-tools' default ``min(round(20000 / n_cells * 400), 400)``.
         Other keywords (``weight_decay``, ``kl_warmup_fraction``, ``n_epochs_kl_warmup``,
-        ``patience``, ...) go to ``train``. The history is in ``self.history``; calling
-        ``train`` again continues from the current weights with a fresh optimiser and
-        replaces the history.
+        ``patience``, ...) are fields of ``scvi_edu.train.TrainConfig``. The split is
+        ``train_indices`` (and ``validation_indices``), or a random ``train_size`` fraction
+        seeded by ``seed``; it is kept in ``self.train_indices``, ``self.validation_indices``.
+        The history is in ``self.history``; calling ``train`` again continues from the current
+        weights with a fresh optimiser and replaces the history.
         """
         if max_epochs is None:
             max_epochs = default_max_epochs(self._data.n_cells)
-        split_seed = seed if seed is not None else int(torch.randint(0, 2**31 - 1, ()).item())
-        self.train_indices, self.validation_indices = split_indices(
-            self._data.n_cells, train_size, split_seed
-        )
-        self.history = _train(
-            self.module,
-            self._data,
+        config = TrainConfig(
             max_epochs,
             lr=lr,
             batch_size=batch_size,
             early_stopping=early_stopping,
-            seed=seed,
+            seed=draw_seed() if seed is None else seed,  # one seed for the split and the run
             progress_bar=progress_bar,
-            train_indices=self.train_indices,
-            validation_indices=self.validation_indices,
+            train_size=train_size,
             device=device,
             **train_kwargs,
+        )
+        if train_indices is None:
+            if validation_indices is not None:
+                raise ValueError("validation_indices needs train_indices (the training cells) too")
+            train_indices, validation_indices = split_indices(
+                self._data.n_cells, train_size, config.seed
+            )
+        self.history = _train(
+            self.module,
+            self._data,
+            config,
+            train_indices=train_indices,
+            validation_indices=validation_indices,
+        )
+        self.train_indices = np.asarray(train_indices, dtype=np.int64)
+        self.validation_indices = np.asarray(
+            [] if validation_indices is None else validation_indices, dtype=np.int64
         )
         self.is_trained = True
 
     # -- queries ---------------------------------------------------------------------------
-    def _minibatches(self, data: CountData, batch_size: int):
-        """Minibatches in cell order, module in eval mode (call inside ``torch.no_grad()``)."""
-        self.module.eval()
-        return data.minibatches(batch_size=batch_size, device=self.device)
-
     def get_latent_representation(
         self, adata: ad.AnnData | None = None, give_mean: bool = True, batch_size: int = 1024
     ) -> np.ndarray:
@@ -222,8 +232,8 @@ class SCVI:
         (eq. (61)). Returns an array (n_cells, n_latent)."""
         data = self._validate(adata)
         out = []
-        with torch.no_grad():
-            for mb in self._minibatches(data, batch_size):
+        with evaluating(self.module):
+            for mb in data.minibatches(batch_size=batch_size, device=self.device):
                 inf = self.module.inference(mb["x"], mb["batch_index"])
                 out.append((inf["qz_loc"] if give_mean else inf["z"]).cpu().numpy())
         return np.concatenate(out)
@@ -392,13 +402,9 @@ class SCVI:
         higher is better (scvi-tools' ``get_elbo`` returns its negative). The sample makes it
         move by ~0.1 nat between calls; ``seed`` fixes it (the global Torch RNG is untouched)."""
         data = self._validate(adata)
-        device = next(self.module.parameters()).device
         total = 0.0
-        devices = [device.index or 0] if device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices, enabled=seed is not None), torch.no_grad():
-            if seed is not None:
-                torch.manual_seed(seed)
-            for mb in self._minibatches(data, batch_size):
+        with seeded(seed, self.device), evaluating(self.module):
+            for mb in data.minibatches(batch_size=batch_size, device=self.device):
                 total += self.module(mb["x"], mb["batch_index"], mb["labels"]).elbo.sum().item()
         return total / data.n_cells
 
@@ -448,7 +454,6 @@ class SCVI:
         model.var_names = state["var_names"]
         model.model_options = state["model_options"]
         model._module_kwargs = state["module_kwargs"]
-        model._data = None
         model._data = model._validate(adata)
         model.module = VAE(**model._module_kwargs)
         model.module.load_state_dict(state["state_dict"])

@@ -322,6 +322,27 @@ class VAE(nn.Module):
             return zinb_log_likelihood(x, mu, theta)
         return log_poisson(x, mu).sum(dim=-1)
 
+    def library_prior(
+        self, batch_index: torch.Tensor | None, n_cells: int | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The prior p(log l_n | s_n) = N(loc, scale^2) of eq. (62), corrected, per cell.
+
+        loc = library_log_means[s_n] and scale = sqrt(library_log_vars[s_n]): the per-batch mean
+        and variance (the mean of the *squared* deviations) of the log library sizes. Returns two
+        tensors of shape (n_cells, 1), in the dtype of the module's parameters. ``n_cells`` is
+        needed only when ``batch_index`` is None (a single batch).
+        """
+        if self.use_observed_lib_size:
+            raise ValueError("the observed library size (use_observed_lib_size=True) has no prior")
+        if batch_index is None and n_cells is None:
+            raise ValueError("library_prior needs batch_index or n_cells")
+        n_cells = len(batch_index) if n_cells is None else n_cells
+        b = self._index(batch_index, n_cells, self.n_batch, "batch_index")
+        dtype = self.decoder.px_r_decoder.weight.dtype
+        loc = self.library_log_means[b].unsqueeze(-1).to(dtype)
+        scale = torch.sqrt(self.library_log_vars[b]).unsqueeze(-1).to(dtype)
+        return loc, scale
+
     def loss(
         self,
         x: torch.Tensor,
@@ -349,9 +370,7 @@ class VAE(nn.Module):
         if self.use_observed_lib_size:
             kl_l = torch.zeros_like(kl_z)
         else:
-            b = self._index(batch_index, n_cells, self.n_batch, "batch_index")
-            prior_loc = self.library_log_means[b].unsqueeze(-1).to(qz_loc.dtype)
-            prior_scale = torch.sqrt(self.library_log_vars[b]).unsqueeze(-1).to(qz_loc.dtype)
+            prior_loc, prior_scale = self.library_prior(batch_index, n_cells)
             ql_loc, ql_scale = inference_outputs["ql_loc"], inference_outputs["ql_scale"]
             kl_l = kl_normal(ql_loc, ql_scale, prior_loc, prior_scale).sum(dim=-1)
 

@@ -10,11 +10,14 @@ at a time (``batch_size`` cells, all genes, the requested posterior samples); th
 per-cell mean (cells x selected genes) unless samples are asked for. Restrict the genes with
 ``gene_indices`` (``gene_list`` in ``SCVI``) to shrink what is returned.
 
-Randomness. Posterior samples eps ~ N(0, I) are drawn cell by cell from one numpy generator
-seeded by ``seed`` (default: a seed drawn from Torch's global generator, so ``torch.manual_seed``
-makes every query reproducible). The result therefore does not depend on ``batch_size``.
+Randomness. ``seed`` fully determines a query's result, whatever the state of Torch's global
+generator, which the query leaves untouched (it runs in ``scvi_edu.context.seeded(seed)``;
+default: a seed drawn from Torch's global generator, so ``torch.manual_seed`` makes every query
+reproducible). Posterior samples eps ~ N(0, I) are drawn cell by cell from one numpy generator
+seeded by ``seed``, so they do not depend on ``batch_size``; counts are drawn with a
+``torch.Generator`` seeded by it.
 
-The three readings of ``library_size`` (a common point of confusion, DESIGN.md):
+The three readings of ``library_size`` (a common point of confusion):
 
 * ``1`` (default): rho_n = f_w(z_n, s_n), the expected *frequencies* (rows sum to 1), eq. (55);
 * a float c (e.g. 1e4): c * rho_n, counts per c (CP10k-like), comparable across cells;
@@ -26,11 +29,13 @@ The three readings of ``library_size`` (a common point of confusion, DESIGN.md):
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 
+from scvi_edu.context import evaluating, seeded
+from scvi_edu.data import minibatch_indices
 from scvi_edu.distributions import log_normal, sample_nb, sample_zinb
 
 __all__ = [
@@ -78,17 +83,12 @@ def _rows(x, idx: np.ndarray, dtype: torch.dtype, device) -> torch.Tensor:
     return torch.as_tensor(np.asarray(rows), dtype=dtype, device=device)
 
 
-def _minibatches(n: int, batch_size: int) -> Iterator[np.ndarray]:
-    for start in range(0, n, batch_size):
-        yield np.arange(start, min(start + batch_size, n))
-
-
 def _query_batches(x, b_all, y_all, rows, batch_size, dtype, device):
     """Minibatches of the queried ``rows``: (positions in rows, counts, batch codes, labels).
 
     Only one minibatch of counts is densified at a time; codes are None where absent.
     """
-    for mb in _minibatches(len(rows), batch_size):
+    for mb in minibatch_indices(len(rows), batch_size):
         idx = rows[mb]
         bb = None if b_all is None else torch.as_tensor(b_all[idx], device=device)
         yb = None if y_all is None else torch.as_tensor(y_all[idx], device=device)
@@ -161,35 +161,12 @@ def _gene_indices(module, gene_indices) -> np.ndarray | slice:
     return gi
 
 
-def _seed(seed: int | None) -> int:
-    """The given seed, or one drawn from Torch's global generator (``torch.manual_seed``)."""
-    return int(torch.randint(0, 2**62, (1,)).item()) if seed is None else int(seed)
-
-
-def _generators(seed: int | None, device) -> tuple[np.random.Generator, torch.Generator]:
+def _generators(seed: int, device) -> tuple[np.random.Generator, torch.Generator]:
     """A numpy generator for eps (its stream does not depend on how draws are chunked, unlike
     Torch's vectorised ``randn``) and a Torch generator for the count samplers."""
-    s = _seed(seed)
     g = torch.Generator(device=device)
-    g.manual_seed(s)
-    return np.random.default_rng(s), g
-
-
-class _eval_mode:
-    """Context: module in eval mode (no dropout, BatchNorm running stats), no gradients."""
-
-    def __init__(self, module):
-        self.module = module
-
-    def __enter__(self):
-        self.was_training = self.module.training
-        self.module.eval()
-        self.no_grad = torch.no_grad()
-        self.no_grad.__enter__()
-
-    def __exit__(self, *exc):
-        self.no_grad.__exit__(*exc)
-        self.module.train(self.was_training)
+    g.manual_seed(seed)
+    return np.random.default_rng(seed), g
 
 
 def _normal(rng: np.random.Generator, shape: tuple, like: torch.Tensor) -> torch.Tensor:
@@ -296,9 +273,9 @@ def expression_samples(
     if decode_as is not None:
         decode_as = [_codes(d, len(rows), "decode batch codes") for d in decode_as]
     dtype, device = _module_dtype_device(module)
-    rng, _ = _generators(seed, device)
     out = []
-    with _eval_mode(module):
+    with seeded(seed, device) as seed, evaluating(module):
+        rng, _ = _generators(seed, device)
         for mb, xb, bb, yb in _query_batches(x, b_all, y_all, rows, batch_size, dtype, device):
             draws = _posterior_draws(module, xb, bb, n_samples, rng)
             decoders = (
@@ -334,8 +311,7 @@ def posterior_predictive_sample(
     For each of ``n_samples`` draws of (z, l) from q, sample counts from the fitted likelihood
     (eq. (55)-(58)): Poisson(mu), NB(mu, theta) as the Gamma-Poisson mixture, or ZINB (an NB
     draw replaced by 0 with probability sigmoid(px_dropout)). Returns (cells, genes) for
-    ``n_samples=1``, else (cells, genes, n_samples) as scvi-tools. The NB Gamma draw uses
-    Torch's global generator (``torch.manual_seed`` makes it reproducible).
+    ``n_samples=1``, else (cells, genes, n_samples) as scvi-tools. ``seed`` fixes every draw.
     """
     n_samples = check_n_samples(n_samples)
     batch_size = _check_batch_size(batch_size)
@@ -344,9 +320,9 @@ def posterior_predictive_sample(
     b_all = _codes(batch_index, n, "batch_index")
     y_all = _codes(labels, n, "labels")
     dtype, device = _module_dtype_device(module)
-    rng, gen = _generators(seed, device)
     out = []
-    with _eval_mode(module):
+    with seeded(seed, device) as seed, evaluating(module):
+        rng, gen = _generators(seed, device)
         for _, xb, bb, yb in _query_batches(
             x, b_all, y_all, np.arange(n), batch_size, dtype, device
         ):
@@ -375,7 +351,7 @@ def marginal_ll(
     n_mc_samples: int = 1000,
     labels=None,
     batch_size: int = 128,
-    return_mean: bool = False,
+    return_mean: bool = True,
     seed: int | None = None,
 ) -> np.ndarray | float:
     """Importance-sampled log p(x_n | s_n) per cell, with q(z, l | x) as the proposal.
@@ -392,8 +368,8 @@ def marginal_ll(
     the terms log p(l) - log q(l) drop and the result is log p(x_n | l_n = sum_g x_ng, s_n),
     the likelihood *given* the depth, not comparable with a model that learns l.
 
-    Returns log p(x) per cell (numpy, float64; higher is better), or their mean with
-    ``return_mean=True`` (scvi-tools returns the mean by default; here the per-cell values).
+    Returns the mean over cells of log p(x_n) (a float; higher is better), as scvi-tools'
+    ``get_marginal_ll``, or the per-cell values (numpy, float64) with ``return_mean=False``.
     """
     n_mc_samples = check_n_samples(n_mc_samples, "n_mc_samples")
     batch_size = _check_batch_size(batch_size)
@@ -401,9 +377,9 @@ def marginal_ll(
     b_all = _codes(batch_index, n, "batch_index")
     y_all = _codes(labels, n, "labels")
     dtype, device = _module_dtype_device(module)
-    rng, gen = _generators(seed, device)
     result = []
-    with _eval_mode(module):
+    with seeded(seed, device) as seed, evaluating(module):
+        rng, _ = _generators(seed, device)
         for idx, xb, bb, yb in _query_batches(
             x, b_all, y_all, np.arange(n), batch_size, dtype, device
         ):
@@ -421,13 +397,7 @@ def marginal_ll(
                 lw = lw + log_normal(zs, zero, one).sum(-1)  # log p(z), p = N(0, I)
                 lw = lw - log_normal(zs, draws["qz_loc"], draws["qz_scale"]).sum(-1)
                 if not module.use_observed_lib_size:
-                    b = (
-                        torch.zeros(len(idx), dtype=torch.long, device=device)
-                        if bb is None
-                        else bb.long()
-                    )
-                    prior_loc = module.library_log_means[b].unsqueeze(-1).to(dtype)
-                    prior_scale = torch.sqrt(module.library_log_vars[b]).unsqueeze(-1).to(dtype)
+                    prior_loc, prior_scale = module.library_prior(bb, len(idx))  # eq. (62)
                     lw = lw + log_normal(ls, prior_loc, prior_scale).sum(-1)
                     lw = lw - log_normal(ls, draws["ql_loc"], draws["ql_scale"]).sum(-1)
                 log_w.append(lw.to(torch.float64))

@@ -62,6 +62,7 @@ import pandas as pd
 import scipy.sparse as sp
 import torch
 
+from .context import seeded
 from .distributions import sample_nb, sample_zinb
 
 __all__ = ["simulate", "true_rho", "true_log_fold_change", "true_pairwise_log_fold_changes"]
@@ -204,8 +205,7 @@ def simulate(
 
     # Gamma-Poisson (and Bernoulli) draws in Torch, isolated from the caller's global RNG.
     torch_seed = int(rng.integers(0, 2**31 - 1))
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(torch_seed)
+    with seeded(torch_seed):
         gen = torch.Generator().manual_seed(torch_seed)
         mu_t = torch.as_tensor(rate, dtype=torch.float64)
         theta_t = torch.as_tensor(theta, dtype=torch.float64).expand_as(mu_t)

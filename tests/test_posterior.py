@@ -219,7 +219,7 @@ def test_marginal_ll_matches_quadrature(gene_likelihood, observed):
     m, x = _tiny_trained_vae(gene_likelihood, observed)
     cells = x[:8]
     exact = _exact_log_px(m, cells, observed)
-    est = marginal_ll(m, cells, None, n_mc_samples=5000, seed=0)
+    est = marginal_ll(m, cells, None, n_mc_samples=5000, seed=0, return_mean=False)
     # Tolerance: with the observed library 0.03 nats per cell (5000 draws from a fitted q;
     # measured at most 0.014 over 3 seeds). With the learnt library q(z) q(l) is factorised
     # while the posterior couples z and l, the weights are heavier-tailed and single cells
@@ -351,3 +351,37 @@ def test_scvi_predictive_and_marginal_ll_api(small_model):
     per_cell = model.get_marginal_ll(n_mc_samples=20, return_mean=False, seed=0)
     assert per_cell.shape == (adata.n_obs,) and np.all(np.isfinite(per_cell))
     assert model.get_marginal_ll(n_mc_samples=20, seed=0) == pytest.approx(per_cell.mean())
+
+
+@pytest.mark.parametrize("gene_likelihood", ["nb", "zinb"])
+@pytest.mark.parametrize("observed", [True, False])
+def test_seed_fully_determines_queries_whatever_the_global_rng(gene_likelihood, observed):
+    """A seed fixes the result whatever the caller's Torch RNG state, and leaves it untouched."""
+    rng = np.random.default_rng(0)
+    x = rng.poisson(5.0, size=(30, 8)).astype(np.float32) + 1
+    kw = {} if observed else dict(library_log_means=[4.0], library_log_vars=[0.5])
+    torch.manual_seed(0)
+    vae = VAE(8, n_latent=2, n_hidden=8, gene_likelihood=gene_likelihood,
+              use_observed_lib_size=observed, **kw)  # fmt: skip
+    queries = {
+        "predictive": lambda: posterior_predictive_sample(vae, x, n_samples=3, seed=1),
+        "expression": lambda: normalized_expression(vae, x, library_size="latent", seed=1),
+        "marginal_ll": lambda: marginal_ll(vae, x, n_mc_samples=5, seed=1),
+    }
+    for name, query in queries.items():
+        torch.manual_seed(123)
+        first = query()
+        torch.manual_seed(7)
+        state = torch.get_rng_state()
+        second = query()
+        np.testing.assert_array_equal(first, second, err_msg=name)
+        assert torch.equal(torch.get_rng_state(), state), f"{name} consumed the global RNG"
+
+
+def test_marginal_ll_returns_the_mean_by_default_as_scvi_tools():
+    """``marginal_ll`` and ``SCVI.get_marginal_ll`` agree: the mean over cells by default."""
+    m, x, b = _random_vae("nb")
+    per_cell = marginal_ll(m, x, b, n_mc_samples=5, seed=0, return_mean=False)
+    mean = marginal_ll(m, x, b, n_mc_samples=5, seed=0)
+    assert per_cell.shape == (x.shape[0],)
+    assert isinstance(mean, float) and mean == pytest.approx(per_cell.mean(), rel=1e-12)

@@ -1,5 +1,5 @@
 """Training never produces NaN silently: it trains to finite parameters and a finite ELBO, or it
-stops with a message naming the cause (DESIGN, "What scVI users trip over": NaN losses).
+stops with a message naming the cause (NaN losses are what scVI users most often trip over).
 
 The hostile inputs are the ones scvi-tools users report: a batch with a single cell (BatchNorm,
 and a degenerate library prior (62)), genes that are all zero, very deep cells (totals ~1e6-1e7)

@@ -1,0 +1,48 @@
+"""Two context managers used by training and by every query: ``seeded`` and ``evaluating``.
+
+``seeded(seed)`` runs a block with Torch's random number generator seeded by ``seed`` inside a
+fork of the caller's generator: the block's draws (initial weights, dropout, the
+reparameterisation noise, count samples) are fixed by ``seed`` whatever the caller's RNG state,
+and the caller's state is the same afterwards. ``seed=None`` draws the seed from the caller's
+global generator, so ``torch.manual_seed`` beforehand also makes the block reproducible.
+
+``evaluating(module)`` puts a module in eval mode (no dropout, BatchNorm's running statistics)
+without gradients, and restores the previous mode afterwards.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
+
+__all__ = ["seeded", "evaluating", "draw_seed"]
+
+
+def draw_seed() -> int:
+    """A seed drawn from Torch's global generator (``torch.manual_seed`` makes it reproducible)."""
+    return int(torch.randint(0, 2**62, (1,)).item())
+
+
+@contextmanager
+def seeded(seed: int | None, device: str | torch.device | None = None) -> Iterator[int]:
+    """Fork Torch's RNG (CPU, and ``device`` if it is a CUDA device), seed it; yield the seed."""
+    seed = draw_seed() if seed is None else int(seed)
+    device = torch.device("cpu" if device is None else device)
+    cuda_devices = [device.index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda_devices):
+        torch.manual_seed(seed)
+        yield seed
+
+
+@contextmanager
+def evaluating(module: torch.nn.Module) -> Iterator[torch.nn.Module]:
+    """Eval mode and no gradients inside the block; the previous mode is restored after it."""
+    was_training = module.training
+    module.eval()
+    try:
+        with torch.no_grad():
+            yield module
+    finally:
+        module.train(was_training)

@@ -1,0 +1,67 @@
+"""The training loop (scvi_edu.train): what the history records, the split, the seeding."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from scvi_edu.data import CountData
+from scvi_edu.model import SCVI
+from scvi_edu.module import VAE
+from scvi_edu.train import kl_weight_schedule, train
+
+
+@pytest.fixture
+def small_data(small_adata):
+    return CountData(small_adata, batch_key="batch")
+
+
+def _vae(data, seed=0):
+    torch.manual_seed(seed)
+    return VAE(data.n_genes, n_batch=data.n_batch, n_hidden=16, n_latent=2)
+
+
+def test_history_kl_weight_is_the_weight_used_in_that_epoch(small_data):
+    """One minibatch per epoch: the epoch's loss is rec + w * kl_z + kl_l for the weight w used.
+
+    100 training cells in one minibatch, 4 epochs, warm-up over all 4 steps: the steps use
+    w = 0, 1/4, 2/4, 3/4 (kl_weight_schedule(step, 4)), and the history must say so.
+    """
+    h = train(_vae(small_data), small_data, max_epochs=4, batch_size=200,
+              kl_warmup_fraction=1.0, train_indices=np.arange(100),
+              validation_indices=np.arange(100, 150), seed=0, progress_bar=False)  # fmt: skip
+    expected = [kl_weight_schedule(step, 4) for step in range(4)]
+    np.testing.assert_allclose(h["kl_weight"], expected)
+    np.testing.assert_allclose(
+        h["train_loss"],
+        h["train_reconstruction_loss"] + h["kl_weight"] * h["train_kl_z"] + h["train_kl_l"],
+        rtol=1e-5,
+    )
+
+
+def test_history_kl_weight_is_the_last_step_of_the_epoch(small_data):
+    """Several steps per epoch: the recorded weight is the one of the epoch's last step."""
+    # 100 cells, batch 40 -> 3 steps per epoch (40, 40, 20); warm-up over 0.5 * 4 * 3 = 6 steps
+    h = train(_vae(small_data), small_data, max_epochs=4, batch_size=40,
+              kl_warmup_fraction=0.5, train_indices=np.arange(100), seed=0,
+              progress_bar=False)  # fmt: skip
+    last_steps = [3 * (epoch + 1) - 1 for epoch in range(4)]
+    np.testing.assert_allclose(h["kl_weight"], [min(1.0, s / 6) for s in last_steps])
+
+
+def test_scvi_train_accepts_its_own_split(small_adata):
+    """SCVI.train(train_indices=..., validation_indices=...) trains on exactly those cells."""
+    model = SCVI(small_adata, batch_key="batch", n_hidden=16, n_latent=2, seed=0)
+    train_idx, val_idx = np.arange(0, 150, 2), np.arange(1, 150, 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.train(max_epochs=2, seed=0, progress_bar=False, train_indices=train_idx,
+                    validation_indices=val_idx)  # fmt: skip
+    np.testing.assert_array_equal(model.train_indices, train_idx)
+    np.testing.assert_array_equal(model.validation_indices, val_idx)
+    assert model.history["validation_elbo"].notna().all()
+    with pytest.raises(ValueError, match="validation_indices"):
+        model.train(max_epochs=1, progress_bar=False, validation_indices=val_idx)

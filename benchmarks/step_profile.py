@@ -5,9 +5,11 @@ end; this script explains it. On one minibatch of 128 cells x 2,000 genes (1 thr
 architecture as ``train_speed.py``) it times, interleaved in blocks so that a machine's changing
 load hits all variants alike:
 
-* ``scvi_edu``: the module as committed (``zinb_log_likelihood``, gradient in closed form);
-* ``scvi_edu, autograd ZINB``: the same module with the reconstruction term computed by
-  ``log_zinb_positive(...).sum(-1)`` and differentiated by autograd (the module before it);
+* ``scvi_edu``: the module as committed (``likelihood_gradient="closed_form"``:
+  ``fast_likelihood.zinb_log_likelihood``, gradient in closed form);
+* ``scvi_edu, autograd ZINB``: the same module with ``likelihood_gradient="autograd"``: the
+  reconstruction term ``distributions.log_zinb_positive(...).sum(-1)`` differentiated by
+  autograd;
 * ``scvi_edu, no likelihood``: the likelihood replaced by ``sum(x * mu) + sum(zi_logits)``, a
   cheap function of both decoder heads, so that everything else still runs (encoder, decoder,
   softmax, KL, backward through all layers, Adam): the floor of a step at this architecture;
@@ -40,16 +42,8 @@ except ImportError:  # running from a checkout with another interpreter (e.g. th
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from scvi_edu.data import CountData  # noqa: E402
-from scvi_edu.distributions import log_zinb_positive  # noqa: E402
 from scvi_edu.module import VAE  # noqa: E402
 from scvi_edu.simulate import simulate  # noqa: E402
-
-
-def _autograd_zinb(module, x, gen):
-    theta = gen["px_r"]
-    if module.dispersion == "gene":
-        theta = theta.reshape(-1, theta.shape[-1])[:1]
-    return log_zinb_positive(x, gen["px_rate"], theta, gen["px_dropout"]).sum(dim=-1)
 
 
 def _no_likelihood(module, x, gen):
@@ -57,10 +51,19 @@ def _no_likelihood(module, x, gen):
 
 
 class EduStepper:
-    def __init__(self, n_genes: int, dispersion: str, reconstruction=None, seed: int = 0):
+    def __init__(
+        self,
+        n_genes: int,
+        dispersion: str,
+        reconstruction=None,
+        seed: int = 0,
+        likelihood_gradient: str = "closed_form",
+    ):
         torch.manual_seed(seed)
         # scvi-tools' defaults: n_hidden 128, n_latent 10, 1 layer, zinb, observed library
-        self.module = VAE(n_genes, n_batch=2, dispersion=dispersion)
+        self.module = VAE(
+            n_genes, n_batch=2, dispersion=dispersion, likelihood_gradient=likelihood_gradient
+        )
         self.module.train()
         self.module.validate_input = False  # as in scvi_edu.train
         if reconstruction is not None:  # an instance attribute shadows the method
@@ -141,7 +144,9 @@ def main(argv: list[str] | None = None) -> None:
 
     variants = {
         "scvi_edu": EduStepper(args.n_genes, args.dispersion),
-        "scvi_edu, autograd ZINB": EduStepper(args.n_genes, args.dispersion, _autograd_zinb),
+        "scvi_edu, autograd ZINB": EduStepper(
+            args.n_genes, args.dispersion, likelihood_gradient="autograd"
+        ),
         "scvi_edu, no likelihood": EduStepper(args.n_genes, args.dispersion, _no_likelihood),
     }
     try:

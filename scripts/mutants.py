@@ -44,8 +44,8 @@ MISTAKES = [
         "name": "tutorial-58-x-log-x",
         "equation": "(58)",
         "path": "scvi_edu/distributions.py",
-        "find": "small = x * (log_mu - torch.log(theta + mu))",
-        "replace": "small = x * (_log_floor(x) - torch.log(theta + mu))",
+        "find": "+ x * (_log_floor(mu) - torch.log(theta + mu))",
+        "replace": "+ x * (_log_floor(x) - torch.log(theta + mu))",
         "description": "(58)/(59)/(69): x log(x / (theta + l rho)) instead of "
         "x log(l rho / (theta + l rho))",
     },
@@ -62,7 +62,7 @@ MISTAKES = [
     {
         "name": "tutorial-58-x-log-x-training",
         "equation": "(58)",
-        "path": "scvi_edu/distributions.py",
+        "path": "scvi_edu/fast_likelihood.py",
         "find": "log1p_inv_ratio = torch.div(theta, mu_floor).log1p_()",
         "replace": "log1p_inv_ratio = torch.div(theta, x.clamp(min=floor)).log1p_()",
         "description": "(58)/(69) in the training likelihood: x log(x / (theta + l rho))",
@@ -70,7 +70,7 @@ MISTAKES = [
     {
         "name": "tutorial-58-zero-inflation-flipped-training",
         "equation": "(58)",
-        "path": "scvi_edu/distributions.py",
+        "path": "scvi_edu/fast_likelihood.py",
         "find": "            zi_logits = zi_logits.expand(shape)\n",
         "replace": "            zi_logits = -zi_logits.expand(shape)\n",
         "description": "(55)/(58) in the training likelihood: sigmoid(zi_logits) read as P(keep)",

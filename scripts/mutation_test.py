@@ -45,9 +45,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 from mutants import MISTAKES  # noqa: E402
 
-TARGETS = ["scvi_edu/distributions.py", "scvi_edu/module.py", "scvi_edu/nn.py"]
+TARGETS = [
+    "scvi_edu/distributions.py",
+    "scvi_edu/fast_likelihood.py",
+    "scvi_edu/module.py",
+    "scvi_edu/nn.py",
+]
 TESTS = [
     "tests/test_likelihood.py",
+    "tests/test_likelihood_gradient.py",
     "tests/test_distributions.py",
     "tests/test_module.py",
     "tests/test_negative_binomial.py",

@@ -1,6 +1,12 @@
 """Log-likelihoods, KL divergences and samplers of the scVI generative model.
 
-Everything here is pure Torch on tensors; nothing knows about networks or AnnData.
+Everything here is pure Torch on tensors; nothing knows about networks or AnnData. The
+log-pmfs are the textbook formulas, differentiated by autograd: ``VAE(...,
+likelihood_gradient="autograd")`` trains through them, looked up here at call time, so an edit
+of this file (or assigning a new function to ``scvi_edu.distributions.log_zinb_positive``)
+changes what trains. The default ``likelihood_gradient="closed_form"`` uses
+``scvi_edu.fast_likelihood.zinb_log_likelihood``: the same ZINB summed over genes, with its
+gradient derived by hand (about four times faster), tested against the functions here.
 
 Conventions (stated once, used everywhere):
 
@@ -11,32 +17,31 @@ Conventions (stated once, used everywhere):
   writes ``h ~ Bernoulli(sigmoid(f_h))`` with ``x = y`` when ``h = 1``, i.e. ``sigmoid(f_h)`` is
   the probability of *keeping* the count, and then eq. (58) mixes the two conventions; see the
   ledger entries (55) and (58). With ``zi_logits = -f_h`` both describe the same model.
+* An entry is a zero when ``x == 0``; a non-integer ``0 < x < 1`` is a positive count of the
+  continuous extension (lgamma), here and in ``fast_likelihood``.
 
 Stability: the log-pmfs are finite (values and gradients) in float32 and float64 for
 ``x`` in [0, 1e6], ``mu`` in [0, 1e6], ``theta`` in [1e-6, 1e8], ``zi_logits`` in [-100, 100],
 and in float64 they agree with an mpmath reference to 1e-6 * max(1, |ref|)
 (tests/test_distributions.py).
 
-``zinb_log_likelihood`` is the training loop's version of the ZINB: summed over genes, with its
-gradient in closed form (derived in the comment above it), about four times faster than
-autograd through ``log_zinb_positive``, and tested against it (tests/test_likelihood.py).
-
 The tricks: ``theta * log(theta / (theta + mu)) = -theta * log1p(mu / theta)`` (no cancellation
-when theta >> mu), softplus instead of ``log(1 + exp(.))``, and the zero case of the ZINB written
-as ``softplus(-zi + nb0) - softplus(-zi)`` (a log-sum-exp of the two ways to observe 0).
+when theta >> mu), ``log_gamma_ratio`` for log Gamma(x + theta) - log Gamma(theta) (Stirling's
+series when theta is large), softplus instead of ``log(1 + exp(.))``, and the zero case of the
+ZINB written as ``softplus(-zi + nb0) - softplus(-zi)`` (a log-sum-exp of the two ways to
+observe 0).
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch.autograd.function import once_differentiable
 
 __all__ = [
     "log_poisson",
     "log_nb_positive",
     "log_zinb_positive",
-    "zinb_log_likelihood",
+    "log_gamma_ratio",
     "log_normal",
     "kl_normal",
     "kl_lognormal",
@@ -60,7 +65,7 @@ def log_poisson(x: torch.Tensor, rate: torch.Tensor) -> torch.Tensor:
     return x * _log_floor(rate) - rate - torch.lgamma(x + 1)
 
 
-_STIRLING_FROM = 10.0  # theta above which log Gamma(x + theta) - log Gamma(theta) uses Stirling
+_STIRLING_FROM = 10.0  # theta above which log_gamma_ratio uses Stirling's series
 
 
 def _stirling_tail(z: torch.Tensor) -> torch.Tensor:
@@ -69,44 +74,43 @@ def _stirling_tail(z: torch.Tensor) -> torch.Tensor:
     return (1 / 12 - (1 / 360 - 1 / (1260 * z2)) / z2) / z
 
 
-def _log_ratio(a: torch.Tensor, b: torch.Tensor, a_minus_b: torch.Tensor) -> torch.Tensor:
-    """log(a / b) for a, b > 0 without cancellation: log1p of a non-negative argument only
-    (log1p((a - b) / b) alone rounds to log1p(-1) = -inf when b >> a in float32)."""
-    return torch.log1p(a_minus_b.clamp(min=0) / b) - torch.log1p((-a_minus_b).clamp(min=0) / a)
+def log_gamma_ratio(x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+    """log Gamma(x + theta) - log Gamma(theta), the first two terms of eq. (56).
 
+    For theta < 10 the two lgamma are subtracted. For theta >= 10 they are not: in float32
+    their rounding error, ~6e-8 theta log theta, made the log-pmf positive for theta ~ 1e7.
+    Stirling's series, log Gamma(z) = (z - 1/2) log z - z + log(2 pi) / 2 + tail(z), gives
+    instead
 
-def log_nb_positive(x: torch.Tensor, mu: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
-    """log NB(x | mean mu, inverse dispersion theta), eq. (56) last lines.
+        (theta - 1/2) log1p(x / theta) + x log(x + theta) - x + tail(x + theta) - tail(theta),
 
-    log Gamma(x + theta) - log Gamma(theta) - log x!
-      + theta log(theta / (theta + mu)) + x log(mu / (theta + mu)).
-
-    For theta >= 10 the two log Gamma are not subtracted (in float32 their rounding error,
-    ~6e-8 theta log theta, made the log-pmf positive for theta ~ 1e7): Stirling's series gives
-    log Gamma(x + theta) - log Gamma(theta) = (theta - 1/2) log1p(x / theta) + x log(x + theta) - x
-    + tail(x + theta) - tail(theta), and x log(x + theta) - x log(theta + mu) is computed as
-    the log of a ratio (``_log_ratio``).
+    whose rounding error grows with x, not theta (0 at x = 0). Both branches are evaluated
+    (``torch.where``); the one not taken sees a clamped theta so its gradient stays finite.
     """
-    log_mu = _log_floor(mu)
-    nb_zero = -theta * torch.log1p(mu / theta)
-    is_small = theta < _STIRLING_FROM
-    n_small = int(is_small.sum())  # skip a branch that no entry takes (half the cost)
-    if n_small:
-        small = x * (log_mu - torch.log(theta + mu)) + torch.lgamma(x + theta) - torch.lgamma(theta)
-        if n_small == is_small.numel():
-            return nb_zero + small - torch.lgamma(x + 1)
-    th = theta.clamp(min=_STIRLING_FROM)  # the branch not taken must have finite gradients
-    large = (
-        x * log_mu
-        + x * _log_ratio(x + th, mu + th, x - mu)
-        + (th - 0.5) * torch.log1p(x / th)
+    exact = torch.lgamma(x + theta) - torch.lgamma(theta)
+    th = theta.clamp(min=_STIRLING_FROM)
+    stirling = (
+        (th - 0.5) * torch.log1p(x / th)
+        + x * torch.log(x + th)
         - x
         + _stirling_tail(x + th)
         - _stirling_tail(th)
     )
-    if n_small:
-        large = torch.where(is_small, small, large)
-    return nb_zero + large - torch.lgamma(x + 1)
+    return torch.where(theta < _STIRLING_FROM, exact, stirling)
+
+
+def log_nb_positive(x: torch.Tensor, mu: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+    """log NB(x | mean mu, inverse dispersion theta), eq. (56) last lines:
+
+    log Gamma(x + theta) - log Gamma(theta) - log x!
+      + theta log(theta / (theta + mu)) + x log(mu / (theta + mu)).
+    """
+    return (
+        log_gamma_ratio(x, theta)
+        - torch.lgamma(x + 1)
+        - theta * torch.log1p(mu / theta)  # theta log(theta / (theta + mu))
+        + x * (_log_floor(mu) - torch.log(theta + mu))  # x log(mu / (theta + mu))
+    )
 
 
 def log_zinb_positive(
@@ -124,199 +128,7 @@ def log_zinb_positive(
     nb_zero = -theta * torch.log1p(mu / theta)  # log NB(0 | mu, theta)
     case_zero = F.softplus(nb_zero - zi_logits) - F.softplus(-zi_logits)
     case_positive = -F.softplus(zi_logits) + log_nb_positive(x, mu, theta)
-    return torch.where(x < 0.5, case_zero, case_positive)
-
-
-# ------------------------------------------------------------------------------------------
-# The training likelihood: the same ZINB, summed over genes, with its gradient in closed form.
-#
-# ``log_zinb_positive`` above is the formula as written; autograd differentiates it through
-# some thirty elementwise operations, and that was two thirds of a training step.
-# ``zinb_log_likelihood`` is the same number computed the way the training loop needs it:
-# per cell, summed over genes, with the derivatives below evaluated in the forward pass.
-# tests/test_likelihood.py checks it against mpmath, against log_zinb_positive and its
-# autograd gradients, and with torch.autograd.gradcheck (finite differences).
-#
-# With pi = sigmoid(zeta), nb0 = log NB(0) = -theta log(1 + mu/theta) and
-# c(x, theta) = log Gamma(x + theta) - log Gamma(theta) - log x!  (0 at x = 0):
-#     x > 0:  log p(x) = log(1 - pi) + log NB(x)
-#                      = -zeta - softplus(-zeta) + nb0 - x log(1 + theta/mu) + c(x, theta)
-#     x = 0:  log p(0) = log(pi + (1 - pi) NB(0)) = softplus(nb0 - zeta) - softplus(-zeta)
-# Derivatives, with r = theta / (theta + mu) and p0 = [x = 0] sigmoid(zeta - nb0), the
-# posterior probability that an observed zero is a technical one (a dropout):
-#     d/d zeta  = p0 - sigmoid(zeta)
-#     d/d mu    = r (x / mu - (1 - p0))
-#     d/d theta = (1 - p0)(mu / (theta + mu) - log(1 + mu/theta)) - x / (theta + mu)
-#                 + psi(x + theta) - psi(theta)
-# For integer x, Gamma(x + theta) / Gamma(theta) = theta (theta + 1) ... (theta + x - 1), so
-# c(x, theta) + log x! = sum_{j<x} log(theta + j) and psi(x + theta) - psi(theta) =
-# sum_{j<x} 1 / (theta + j): with one theta per gene (or a few distinct rows of theta, as
-# gene-batch and gene-label give) both are tabulated for x <= _TABLE_MAX (a cumulative sum
-# over j, in float64) and looked up, instead of calling lgamma and digamma on every entry.
-# Larger or non-integer counts and a theta per cell use lgamma/digamma in float64 (in float32
-# their difference loses ~6e-8 theta log theta: the log-pmf was once > 0).
-_TABLE_MAX = 16
-_MAX_TABLES = 16  # distinct theta rows (batches, labels) tabulated; more: lgamma/digamma
-
-
-def _exact_count_terms(x: torch.Tensor, theta: torch.Tensor, need_grad: bool):
-    """c(x, theta) and psi(x + theta) - psi(theta) by lgamma/digamma, in float64."""
-    x, theta = x.double(), theta.double()
-    c = torch.lgamma(x + theta) - torch.lgamma(theta) - torch.lgamma(x + 1)
-    return c, (torch.digamma(x + theta) - torch.digamma(theta)) if need_grad else None
-
-
-def _distinct_rows(theta_rows: torch.Tensor):
-    """The distinct rows of theta (U x G) and each row's index into them (None: all the same),
-    or None when there are more than _MAX_TABLES (a theta per cell)."""
-    if theta_rows.shape[0] == 1:
-        return theta_rows, None
-    _, inverse = torch.unique(theta_rows.sum(dim=1), return_inverse=True)
-    n_distinct = int(inverse.max()) + 1
-    if n_distinct > _MAX_TABLES:
-        return None
-    n_rows = theta_rows.shape[0]
-    first = torch.full((n_distinct,), n_rows, dtype=torch.long, device=theta_rows.device)
-    rows = torch.arange(n_rows, device=theta_rows.device)
-    distinct = theta_rows[first.scatter_reduce_(0, inverse, rows, "amin")]
-    if not torch.equal(distinct[inverse], theta_rows):  # two different rows with the same sum
-        return None
-    return distinct, inverse
-
-
-def _count_terms(
-    x: torch.Tensor, theta: torch.Tensor, need_grad: bool
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """c(x, theta) = log Gamma(x + theta) - log Gamma(theta) - log x! and, with ``need_grad``,
-    psi(x + theta) - psi(theta); shape of ``x``, dtype of ``x``."""
-    n_genes = x.shape[-1]
-    x2 = x.reshape(-1, n_genes)
-    if theta.numel() == n_genes:
-        theta_rows = theta.reshape(1, n_genes)
-    else:
-        theta_rows = theta.expand(x.shape).reshape(-1, n_genes)
-    found = _distinct_rows(theta_rows)
-    if found is None:  # a theta per cell: lgamma/digamma on the non-zero entries
-        c = torch.zeros_like(x2)
-        dpsi = torch.zeros_like(x2) if need_grad else None
-        rows, genes = torch.nonzero(x2, as_tuple=True)
-        ce, de = _exact_count_terms(x2[rows, genes], theta_rows[rows, genes], need_grad)
-        c[rows, genes] = ce.to(x.dtype)
-        if need_grad:
-            dpsi[rows, genes] = de.to(x.dtype)
-        return c.reshape(x.shape), None if dpsi is None else dpsi.reshape(x.shape)
-
-    # One theta per gene (or a few distinct rows: gene-batch, gene-label): tables
-    # table[u, k, g] = sum_{j<k} log(theta_ug + j) - log k!, k = 0.._TABLE_MAX, read at the flat
-    # position (u (K + 1) + k) G + g (index_select is the fastest lookup on the CPU).
-    distinct, inverse = found
-    t64 = distinct.double()  # (U, G)
-    j = torch.arange(_TABLE_MAX + 1, dtype=torch.float64, device=x.device)
-    log_terms = torch.log(t64[..., None] + j[:-1])  # (U, G, K): log(theta_ug + j), j < K
-    table = (F.pad(log_terms.cumsum(dim=-1), (1, 0)) - torch.lgamma(j + 1)).transpose(1, 2)
-    gene = torch.arange(n_genes, dtype=torch.int32, device=x.device)
-    key = x2.clamp(max=_TABLE_MAX).to(torch.int32).mul_(n_genes).add_(gene)
-    if inverse is not None:
-        key.add_((inverse.to(torch.int32) * ((_TABLE_MAX + 1) * n_genes))[:, None])
-    key = key.reshape(-1)
-    c = table.to(x.dtype).reshape(-1).index_select(0, key).reshape(x2.shape)
-    dpsi = None
-    if need_grad:
-        inv_table = F.pad(torch.exp(-log_terms).cumsum(dim=-1), (1, 0)).transpose(1, 2)
-        dpsi = inv_table.to(x.dtype).reshape(-1).index_select(0, key).reshape(x2.shape)
-    # Entries above the table or not integers (looked for only in genes that have one): exact.
-    cols = torch.nonzero((x2.amax(dim=0) > _TABLE_MAX) | (torch.frac(x2).amax(dim=0) > 0))[:, 0]
-    if len(cols):
-        sub = x2[:, cols]
-        rows, j = torch.nonzero((sub > _TABLE_MAX) | (torch.frac(sub) > 0), as_tuple=True)
-        genes = cols[j]
-        te = t64[0 if inverse is None else inverse[rows], genes]
-        ce, de = _exact_count_terms(sub[rows, j], te, need_grad)
-        c[rows, genes] = ce.to(x.dtype)
-        if need_grad:
-            dpsi[rows, genes] = de.to(x.dtype)
-    return c.reshape(x.shape), None if dpsi is None else dpsi.reshape(x.shape)
-
-
-class _ZINBLogLikelihood(torch.autograd.Function):
-    """Forward: the per-cell log-likelihood; the gradients are computed alongside (see above)."""
-
-    @staticmethod
-    def forward(ctx, x, mu, theta, zi_logits, need_grad):
-        ctx.shapes = (mu.shape, theta.shape, None if zi_logits is None else zi_logits.shape)
-        shape = torch.broadcast_shapes(x.shape, mu.shape, theta.shape)
-        if zi_logits is not None:
-            shape = torch.broadcast_shapes(shape, zi_logits.shape)
-            zi_logits = zi_logits.expand(shape)
-        x, mu = x.expand(shape), mu.expand(shape)
-        # Temporaries are updated in place where possible: each new (cells x genes) tensor
-        # costs a fresh allocation, as much as an arithmetic pass on this size.
-        floor = torch.finfo(mu.dtype).tiny ** 0.75  # as _log_floor: finite x log(mu) at mu = 0
-        nonzero = torch.sign(x)  # 1 where x > 0, 0 where x = 0 (x >= 0)
-        ratio = mu / theta
-        log1p_ratio = torch.log1p(ratio)
-        value = log1p_ratio * -theta  # nb0 = log NB(0 | mu, theta)
-        mu_floor = mu.clamp(min=floor)
-        log1p_inv_ratio = torch.div(theta, mu_floor).log1p_()  # -log(mu / (theta + mu))
-        c, dpsi = _count_terms(x, theta, need_grad)
-        if zi_logits is not None:
-            zero_logit = value - zi_logits  # nb0 - zeta: logit of P(NB zero | x = 0)
-            is_zero = 1 - nonzero
-            zero_case = F.softplus(zero_logit).mul_(is_zero)  # + softplus(-zeta): log p(0)
-        value.addcmul_(x, log1p_inv_ratio, value=-1).add_(c)  # log NB(x)
-        if zi_logits is not None:
-            # x > 0: log NB(x) - zeta - softplus(-zeta) = log NB(x) + log(1 - pi); x = 0: the
-            # case computed above. Masking (not adding a correction) keeps float32 exact when
-            # |nb0| is large.
-            value.sub_(zi_logits).mul_(nonzero).add_(zero_case).sub_(F.softplus(-zi_logits))
-        if need_grad:
-            r = ratio.add(1).reciprocal_()  # theta / (theta + mu)
-            grad_theta = ratio.mul_(r).sub_(log1p_ratio)  # d nb0 / d theta
-            grad_mu = torch.div(x, mu_floor).sub_(1)
-            grad_zi = None
-            if zi_logits is not None:
-                p0 = zero_logit.neg_().sigmoid_().mul_(is_zero)  # P(technical zero | x)
-                grad_zi = torch.sigmoid(zi_logits).neg_().add_(p0)
-                grad_mu.add_(p0)
-                grad_theta.addcmul_(grad_theta, p0, value=-1)  # times 1 - p0
-            grad_mu.mul_(r)
-            grad_theta.sub_(r.mul_(x).div_(theta)).add_(dpsi)
-            ctx.save_for_backward(grad_mu, grad_theta, grad_zi)
-        return value.sum(dim=-1)
-
-    @staticmethod
-    @once_differentiable  # the saved derivatives are constants: no second derivatives
-    def backward(ctx, grad_output):
-        grad_mu, grad_theta, grad_zi = ctx.saved_tensors
-        mu_shape, theta_shape, zi_shape = ctx.shapes
-        g = grad_output.unsqueeze(-1)
-        return (
-            None,
-            (g * grad_mu).sum_to_size(mu_shape),
-            (g * grad_theta).sum_to_size(theta_shape),
-            None if grad_zi is None else (g * grad_zi).sum_to_size(zi_shape),
-            None,
-        )
-
-
-def zinb_log_likelihood(
-    x: torch.Tensor,
-    mu: torch.Tensor,
-    theta: torch.Tensor,
-    zi_logits: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """sum_g log ZINB(x_g | mu_g, theta_g, sigmoid(zi_logits_g)), over the last dimension.
-
-    The reconstruction term log p(x_n | z_n, l_n, s_n) of eq. (60)/(69) for each cell: the same
-    number as ``log_zinb_positive(x, mu, theta, zi_logits).sum(-1)`` (the NB of
-    ``log_nb_positive`` when ``zi_logits`` is None), with the gradient with respect to ``mu``,
-    ``theta`` and ``zi_logits`` in closed form (derivation above; no gradient for ``x``).
-    Shapes broadcast; the result has the broadcast shape without its last dimension.
-    """
-    need_grad = torch.is_grad_enabled() and any(
-        t is not None and t.requires_grad for t in (mu, theta, zi_logits)
-    )
-    return _ZINBLogLikelihood.apply(x, mu, theta, zi_logits, need_grad)
+    return torch.where(x > 0, case_positive, case_zero)
 
 
 def log_normal(x: torch.Tensor, loc: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:

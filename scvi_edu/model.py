@@ -76,7 +76,8 @@ class SCVI:
         Seeds the initial weights (inside a forked RNG).
     **model_options
         Passed to ``VAE`` (``n_hidden``, ``n_latent``, ``n_layers``, ``dropout_rate``,
-        ``dispersion``, ``gene_likelihood``, ``use_observed_lib_size``, ...). With
+        ``dispersion``, ``gene_likelihood``, ``use_observed_lib_size``,
+        ``likelihood_gradient``, ...) and saved with the model. With
         ``use_observed_lib_size=False`` the prior of the log library is the per-batch mean and
         variance of eq. (62) (corrected), computed from ``adata``.
     """

@@ -46,7 +46,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from scvi_edu.distributions import kl_normal, log_poisson, zinb_log_likelihood
+from scvi_edu import distributions
+from scvi_edu.distributions import kl_normal
+from scvi_edu.fast_likelihood import zinb_log_likelihood
 from scvi_edu.nn import DecoderSCVI, Encoder, one_hot
 
 __all__ = ["VAE", "LossOutput"]
@@ -55,6 +57,7 @@ LOG_THETA_MIN, LOG_THETA_MAX = math.log(1e-6), math.log(1e8)
 LOG_LIBRARY_MAX = 30.0
 DISPERSIONS = ("gene", "gene-batch", "gene-label", "gene-cell")
 LIKELIHOODS = ("zinb", "nb", "poisson")
+LIKELIHOOD_GRADIENTS = ("closed_form", "autograd")
 
 
 @dataclass
@@ -100,6 +103,13 @@ class VAE(nn.Module):
     encode_covariates
         Give the batch to the encoders too (the tutorial's q(z | x, s)); the decoder always
         gets it.
+    likelihood_gradient
+        How the reconstruction term is differentiated. ``"closed_form"`` (default):
+        ``scvi_edu.fast_likelihood.zinb_log_likelihood``, the ZINB/NB summed over genes with its
+        gradient derived by hand (fast). ``"autograd"``: ``log_zinb_positive``,
+        ``log_nb_positive`` or ``log_poisson`` of ``scvi_edu.distributions``, looked up there
+        at every call and differentiated by autograd, so an edited formula is the one that
+        trains. Both give the same values and gradients (tests/test_likelihood_gradient.py).
     """
 
     def __init__(
@@ -118,8 +128,14 @@ class VAE(nn.Module):
         library_log_vars: np.ndarray | torch.Tensor | None = None,
         log_variational: bool = True,
         encode_covariates: bool = False,
+        likelihood_gradient: str = "closed_form",
     ):
         super().__init__()
+        if likelihood_gradient not in LIKELIHOOD_GRADIENTS:
+            raise ValueError(
+                f"likelihood_gradient must be one of {LIKELIHOOD_GRADIENTS}, "
+                f"got {likelihood_gradient!r}"
+            )
         if dispersion not in DISPERSIONS:
             raise ValueError(f"dispersion must be one of {DISPERSIONS}, got {dispersion!r}")
         if gene_likelihood not in LIKELIHOODS:
@@ -141,6 +157,7 @@ class VAE(nn.Module):
         self.use_observed_lib_size = use_observed_lib_size
         self.log_variational = log_variational
         self.encode_covariates = encode_covariates
+        self.likelihood_gradient = likelihood_gradient
         # Check counts (finite, non-negative) on every call; the training loop turns this off,
         # since scvi_edu.data.CountData validated all counts once before training.
         self.validate_input = True
@@ -308,19 +325,25 @@ class VAE(nn.Module):
     ) -> torch.Tensor:
         """log p(x_n | z_n, l_n, s_n) summed over genes, shape (..., n_cells); eq. (58)/(59).
 
-        ``zinb_log_likelihood`` is ``log_zinb_positive`` (or ``log_nb_positive``) summed over
-        genes, with its gradient in closed form (scvi_edu.distributions explains why).
+        With ``likelihood_gradient="autograd"``: ``distributions.log_zinb_positive`` (or
+        ``log_nb_positive``, ``log_poisson``) looked up in the module at this call, summed over
+        genes, differentiated by autograd. With ``"closed_form"`` (default): the ZINB or NB
+        through ``zinb_log_likelihood`` (the same number, gradient in closed form; see
+        scvi_edu/fast_likelihood.py); the Poisson has no separate kernel.
         """
         mu, theta = generative_outputs["px_rate"], generative_outputs["px_r"]
-        if self.dispersion == "gene":
-            # theta is one value per gene, broadcast (a view) over cells: hand the likelihood
-            # the (1, G) row, so its log Gamma terms are tabulated per gene.
-            theta = theta.reshape(-1, theta.shape[-1])[:1]
+        zi_logits = generative_outputs["px_dropout"]
+        if self.likelihood_gradient == "closed_form" and self.gene_likelihood != "poisson":
+            return zinb_log_likelihood(
+                x, mu, theta, zi_logits if self.gene_likelihood == "zinb" else None
+            )
         if self.gene_likelihood == "zinb":
-            return zinb_log_likelihood(x, mu, theta, generative_outputs["px_dropout"])
-        if self.gene_likelihood == "nb":
-            return zinb_log_likelihood(x, mu, theta)
-        return log_poisson(x, mu).sum(dim=-1)
+            log_px = distributions.log_zinb_positive(x, mu, theta, zi_logits)
+        elif self.gene_likelihood == "nb":
+            log_px = distributions.log_nb_positive(x, mu, theta)
+        else:
+            log_px = distributions.log_poisson(x, mu)
+        return log_px.sum(dim=-1)
 
     def library_prior(
         self, batch_index: torch.Tensor | None, n_cells: int | None = None

@@ -16,8 +16,9 @@ import numpy as np
 import pytest
 import torch
 
-from scvi_edu import distributions as D
-from scvi_edu.distributions import log_nb_positive, log_zinb_positive, zinb_log_likelihood
+from scvi_edu import fast_likelihood as FL
+from scvi_edu.distributions import log_nb_positive, log_zinb_positive
+from scvi_edu.fast_likelihood import zinb_log_likelihood
 
 T64 = torch.float64
 mp.mp.dps = 50
@@ -76,7 +77,7 @@ def _cells_off_mpmath(rows, x, mu, theta, zi):
 def test_matches_mpmath_per_cell_on_the_stability_grid(with_zi):
     """float64, theta one row (the per-gene table) and theta per cell (lgamma/digamma)."""
     rows, x, mu, theta, zi = _grid_cells(with_zi)
-    # 50 distinct rows of theta (more than distributions._MAX_TABLES): the lgamma path
+    # 50 distinct rows of theta (more than fast_likelihood._MAX_TABLES): the lgamma path
     per_cell = theta * (1 + 1e-3 * (np.arange(len(rows)) % 50))[:, None]
     for what, th in [("theta per gene", theta), ("theta per cell", per_cell)]:
         bad, first = _cells_off_mpmath(rows, x, mu, th, zi)
@@ -104,7 +105,7 @@ THETA_SHAPES = {
     "gene (G,)": lambda th, n: th[0],
     # (n, G) with three distinct rows, as gene-batch gives: one table per distinct row
     "gene-batch": lambda th, n: torch.cat([th, 2 * th, th / 3])[torch.arange(n) % 3],
-    # (n, G) with a theta per cell (more rows than distributions._MAX_TABLES): lgamma/digamma
+    # (n, G) with a theta per cell (more rows than fast_likelihood._MAX_TABLES): lgamma/digamma
     "gene-cell": lambda th, n: th * (1 + 0.01 * torch.arange(n, dtype=th.dtype))[:, None],
 }
 
@@ -198,10 +199,10 @@ def test_finite_values_and_gradients_in_both_precisions(dtype):
 
 def test_table_and_exact_paths_agree():
     """The per-gene table of sum_{j<x} log(theta + j) (counts up to _TABLE_MAX) against lgamma."""
-    x = torch.arange(0, 3 * D._TABLE_MAX, dtype=T64).reshape(-1, 1).expand(-1, 4).contiguous()
+    x = torch.arange(0, 3 * FL._TABLE_MAX, dtype=T64).reshape(-1, 1).expand(-1, 4).contiguous()
     theta = torch.tensor([[1e-5, 0.3, 4.0, 2e6]], dtype=T64)
-    c_table, d_table = D._count_terms(x, theta, need_grad=True)
-    c_exact, d_exact = D._count_terms(x, theta.expand_as(x), need_grad=True)
+    c_table, d_table = FL._count_terms(x, theta, need_grad=True)
+    c_exact, d_exact = FL._count_terms(x, theta.expand_as(x), need_grad=True)
     ks, ths = x[:, 0].tolist(), theta[0].tolist()
     ref_c = torch.tensor(
         [[float(mp.loggamma(k + th) - mp.loggamma(th) - mp.loggamma(k + 1)) for th in ths]
@@ -258,3 +259,39 @@ def test_non_integer_counts_use_the_continuous_extension(theta_shape):
     for a, b in zip(torch.autograd.grad(got.sum(), [mu, theta]),
                     torch.autograd.grad(ref.sum(), [mu, theta]), strict=True):  # fmt: skip
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-10)
+
+
+@pytest.mark.parametrize("x_value", [0.3, 0.999, 1e-3])
+def test_fractional_counts_below_one_are_positive_counts_on_both_paths(x_value):
+    """The zero test is x = 0 on both paths: 0 < x < 1 is a positive count of the continuous
+    extension, log(1 - pi) + log NB(x) (once treated as a zero by log_zinb_positive, x < 0.5)."""
+    mu, theta, zi = 2.0, 1.5, 0.4
+    ref = float(_mp_log_zinb(x_value, mu, theta, zi))
+    ref_zero = float(_mp_log_zinb(0.0, mu, theta, zi))
+    assert abs(ref - ref_zero) > 0.1  # the test can tell a zero from a positive count
+    args = [torch.tensor([[v]], dtype=T64) for v in (x_value, mu, theta, zi)]
+    readable = log_zinb_positive(*args).item()
+    fast = zinb_log_likelihood(*args).item()
+    for name, got in [("log_zinb_positive", readable), ("zinb_log_likelihood", fast)]:
+        assert abs(got - ref) <= 1e-10 * max(1.0, abs(ref)), (
+            f"{name}(x={x_value}) = {got}, mpmath ZINB of a positive count {ref} "
+            f"(the zero case would give {ref_zero}): eq. (58), zero test x == 0"
+        )
+
+
+def test_theta_broadcast_over_cells_is_read_as_one_row():
+    """The model's gene dispersion: theta (G,) expanded to (n, G), a stride-0 view. The kernel
+    reads the row (one table per gene) and gives the expanded view the per-cell gradient that
+    autograd of the readable formula gives (summed over cells by expand's backward)."""
+    x, mu, theta, zi = _random_problem(7, n=12, g=9)
+    row = theta[0].clone().requires_grad_()
+    got = zinb_log_likelihood(x, mu, row.expand_as(mu), zi)
+    (g_got,) = torch.autograd.grad((got * torch.arange(12, dtype=T64)).sum(), row)
+    row_ref = theta[0].clone().requires_grad_()
+    ref = log_zinb_positive(x, mu, row_ref.expand_as(mu), zi).sum(-1)
+    (g_ref,) = torch.autograd.grad((ref * torch.arange(12, dtype=T64)).sum(), row_ref)
+    torch.testing.assert_close(got, ref, rtol=1e-10, atol=1e-9)
+    torch.testing.assert_close(g_got, g_ref, rtol=1e-9, atol=1e-10)
+    assert FL._shared_row(row.expand_as(mu)).shape == (9,)
+    assert FL._shared_row(theta.expand(3, 12, 9)).shape == (9,)
+    assert FL._shared_row(mu).shape == mu.shape  # a real (n, G) theta stays as it is

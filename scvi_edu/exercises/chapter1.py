@@ -14,7 +14,8 @@ weights matters. The reader gives ``a1 / b1`` and ``g``.
 Exercise 2 (``check_exercise_ch1_endpoint``): unpenalised gradient flow conserves
 ``p = a . (2, -1)`` and ``c = |a|^2 - |b|^2``, so its end point on the manifold (14) is
 ``a = (s v + p w) / 5``, ``b = v / s`` (``w = (2, -1)``) with
-``s^2 = (5c - p^2 + sqrt((p^2 - 5c)^2 + 100)) / 2`` and the sign of ``s`` at the start.
+``s^2 = (5c - p^2 + sqrt((p^2 - 5c)^2 + 100)) / 2``; from the exercise's start ``s`` keeps
+its sign (tests/test_exercises_chapter1.py confirms it by gradient descent).
 The reader gives the end point (a1, a2, b1, b2) for the start ``EXERCISE_CH1_START``.
 """
 

@@ -51,7 +51,6 @@ from IPython.display import Markdown, Math, display
 from derivations import autoencoder as A
 from derivations.ledger_autoencoder import ENTRIES
 from scvi_edu.exercises import (
-    EXERCISE_CH1_PENALTIES,
     EXERCISE_CH1_START,
     check_exercise_ch1_endpoint,
     check_exercise_ch1_penalties,
@@ -641,7 +640,7 @@ plt.show()
 # $f(\mathbf x_n, \theta_f)$ for the printed $f(x, \theta_f)$ (a slip). Nothing in this loss
 # constrains the distribution of $z$; chapter 2's variational autoencoder adds exactly that.
 #
-# The ledger entries of this chapter that are not `ok`, with their corrections (each verdict is
+# The ledger entries of this chapter that are not `ok` (each verdict is
 # recomputed by `tests/test_ledger.py`). Ranked by consequence: (25), (26) and the gain after (27)
 # **break computation** (they give wrong numbers whenever $\gamma\neq1$); "$\gamma\approx1$" is
 # a **wrong statement** (it is what hides the error of (25)); the sign of $s$ after (14) is an
@@ -659,16 +658,8 @@ consequence = {
 bad = [e for e in ENTRIES if e.verdict != "ok"]
 bad.sort(key=lambda e: list(consequence).index(e.label) if e.label in consequence else 9)
 table(
-    ["equation", "consequence", "ledger verdict", "correction"],
-    [
-        (
-            e.label,
-            consequence.get(e.label, "slip"),
-            e.verdict,
-            f"${e.correction}$".replace(r"\|", r"\Vert "),
-        )
-        for e in bad
-    ],
+    ["equation", "consequence", "ledger verdict"],
+    [(e.label, consequence.get(e.label, "slip"), e.verdict) for e in bad],
 )
 assert {e.label for e in bad if e.verdict == "slip"}.isdisjoint(consequence)
 table(
@@ -703,31 +694,26 @@ table(
 # optimizer="sgd", lr=0.005, n_steps=10000)`. How close is it, and why does a larger learning rate
 # end farther away?
 
+
 # %%
-# Replace these guesses by your answers; a wrong answer raises AssertionError with a hint.
-guesses = [
-    ("check_exercise_ch1_penalties(1.0, 0.9)", lambda: check_exercise_ch1_penalties(1.0, 0.9)),
-    ("check_exercise_ch1_endpoint(start)", lambda: check_exercise_ch1_endpoint(EXERCISE_CH1_START)),
-]
-hints = []
-for call, run in guesses:
+def try_answer(check, *answer):
+    """Run a check: 'right', or the hint it gives."""
     try:
-        run()
-        hints.append((f"`{call}`", "right"))
+        check(*answer)
+        return "right"
     except AssertionError as err:
-        hints.append((f"`{call}`", f"*{err}*"))
-table(
-    ["exercise 1 weights", "exercise 2 start $(a_1, a_2, b_1, b_2)$"],
-    [
-        (
-            rf"$\lambda_a = {EXERCISE_CH1_PENALTIES['lam_a']}$, "
-            rf"$\lambda_b = {EXERCISE_CH1_PENALTIES['lam_b']}$",
-            f"${EXERCISE_CH1_START}$",
-        )
-    ],
-)
-table(["a guess", "the check's answer"], hints)
-assert all(h != "right" for _, h in hints)
+        return f"*{err}*"
+
+
+# Replace these guesses by your answers.
+ratio, gain = 1.0, 0.9  # exercise 1: a1 / b1 and the gain g
+end_point = EXERCISE_CH1_START  # exercise 2: (a1, a2, b1, b2) at the end
+answers = [
+    (f"1: ratio, gain = {ratio}, {gain}", try_answer(check_exercise_ch1_penalties, ratio, gain)),
+    (f"2: end point = {end_point}", try_answer(check_exercise_ch1_endpoint, end_point)),
+]
+table(["exercise: your answer", "the check says"], answers)
+assert all(said != "right" for _, said in answers)  # the guesses above are wrong
 
 # %% [markdown]
 # ## Key takeaways

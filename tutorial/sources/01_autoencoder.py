@@ -515,18 +515,25 @@ assert worst < 1e-6
 #    (The formula for $F$ holds only for $t\ge1$; evaluated at $t = 0$ it would give
 #    $F/\gamma = 9/2$, not the origin's loss 5.)
 #
-# sympy confirms step 4 and the threshold; the table compares the loss at the origin, computed
-# from the $\ell_1$-penalised eq. (5), with the reduced formula at $t = 0$:
+# sympy redoes steps 1–4 (the threshold comes from `derivations/autoencoder.py`); the table
+# compares the loss at the origin, computed from the $\ell_1$-penalised eq. (5), with the reduced
+# formula at $t = 0$:
 
 # %%
 t, mu = A.t_sym, A.mu
-r_ = sp.Symbol("r", positive=True)  # r = sqrt(t)
-F_red = A.l1_reduced_loss()  # F(t)/gamma, derived from steps 1-3 in derivations/autoencoder.py
-show(r"F(t)/\gamma", F_red)
-show(
-    r"F'(t)\ \text{at}\ t = r^2,\ \text{times}\ 2r",
-    sp.expand((2 * sp.sqrt(t) * sp.diff(F_red, t)).subs(t, r_**2)),
-)
+s_, r_ = sp.symbols("s r", positive=True)
+x_ = sp.Symbol("a_2", real=True)
+u1, u2 = sp.symbols("u1 u2", real=True)
+h = sp.Abs(s_ - 2 * x_) + sp.Abs(x_)  # step 1: |a1| + |a2| with a1 = s - 2 a2
+slopes = [sp.diff(h, x_).subs(x_, q) for q in (-s_, s_ / 4, s_)]  # left of 0, between, right
+(s_opt,) = sp.solve(sp.diff(s_ / 2 + t / s_, s_), s_)  # step 2: min over s of s/2 + t/s
+u = sp.solve([u1 + u2 - t, (u1 - 1) - (u2 - 2)], [u1, u2])  # step 3: project v on u1 + u2 = t
+F_red = sp.expand((1 - u[u1]) ** 2 + (2 - u[u2]) ** 2) + mu * (s_opt / 2 + t / s_opt)
+show(r"\text{slopes of } \lvert s - 2a_2\rvert + \lvert a_2\rvert", sp.Tuple(*slopes))
+show(r"(s^{\rm opt}, u_1, u_2)", sp.Tuple(s_opt, u[u1], u[u2]))
+show(r"F(t)/\gamma", sp.factor(F_red))
+show(r"2r\,F'(r^2)/\gamma", sp.expand((2 * sp.sqrt(t) * sp.diff(F_red, t)).subs(t, r_**2)))
+assert slopes == [-3, -1, 3] and sp.simplify(F_red - A.l1_reduced_loss()) == 0
 t_star, mu_star = A.l1_threshold()
 show(r"(t^*, \mu^*)", sp.Tuple(t_star, mu_star))
 origin_loss = A.loss(penalty=sp.Symbol("lambda"), kind="l1").subs({p: 0 for p in A.PARAMS}) / g0

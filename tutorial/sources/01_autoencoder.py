@@ -494,7 +494,7 @@ assert worst < 1e-6
 # 2. **Balance.** With the gains $\mathbf u = s\mathbf b$ (the reconstruction is
 #    $(u_1x_1, u_2x_1)$) and $t = u_1 + u_2$, the penalty is $\lambda(s/2 + t/s)$, smallest at
 #    $s = \sqrt{2t}$, where it equals $\lambda\sqrt{2t}$ (and $\lVert\mathbf a\rVert_1 =
-#    \lVert\mathbf b\rVert_1$, the $\ell_1$ version of step 3 above).
+#    \lVert\mathbf b\rVert_1$, the $\ell_1$ version of step 3 of section 4).
 # 3. **The reconstruction leaves the line.** For fixed $t$ the best gains are the projection of
 #    $\mathbf v = (1,2)$ onto $u_1 + u_2 = t$: $\mathbf u = \big(\tfrac{t-1}{2}, \tfrac{t+1}{2}\big)$
 #    (valid for $t\ge1$, where $u_1\ge0$). Both gains shrink by the *same* amount $(3-t)/2$
@@ -504,8 +504,9 @@ assert worst < 1e-6
 #    $F(t)/\gamma = (3-t)^2/2 + \mu\sqrt{2t}$ with $\mu = \lambda/\gamma$. $F'(t) = 0$ is the cubic
 #    $r^3 - 3r + \mu/\sqrt2 = 0$ in $r = \sqrt t$, whose largest root is
 #    $r = 2\cos\big(\tfrac13\arccos(-\mu/(2\sqrt2))\big)$ (Viète).
-# 5. **Collapse is a jump.** The $\ell_1$ penalty grows linearly away from 0 while the
-#    reconstruction gain is quadratic, so the origin is a strict *local* minimum for every
+# 5. **Collapse is a jump.** The $\ell_1$ penalty grows linearly away from 0, while the
+#    reconstruction error, which depends on the product $s\mathbf b$, can fall only quadratically;
+#    so the origin is a strict *local* minimum for every
 #    $\lambda > 0$ (with $\ell_2$ it is a saddle until $\lambda = 5\gamma$). The loss at the origin
 #    is $\frac1N\sum_n\lVert\mathbf x_n\rVert^2 = 5\gamma$. The global minimiser jumps to 0 when the
 #    minimum of $F$ over $t\ge1$ rises to that value: $F(t^*) = 5\gamma$ together with

@@ -5,6 +5,7 @@ A reader calls ``check_...(answer)``: it returns quietly when the answer is righ
 check is tested with a right and a wrong answer in ``tests/test_exercises.py``.
 """
 
+from .chapter3 import check_theta_fit, theta_mle_reference
 from .chapter5 import EXERCISE_CH5, check_exercise_ch5
 
-__all__ = ["EXERCISE_CH5", "check_exercise_ch5"]
+__all__ = ["EXERCISE_CH5", "check_exercise_ch5", "check_theta_fit", "theta_mle_reference"]

@@ -18,8 +18,10 @@
 # | $\sigma(f_h)$ | `1 - sigmoid(zi_logits)` | probability of keeping the count |
 # | $\mathrm{zi} = -f_h$ | `zi_logits` (`px_dropout` in the model's outputs) | logit of a technical zero |
 # | $\pi = \sigma(\mathrm{zi})$ | `torch.sigmoid(zi_logits)` | probability of a technical zero |
-# | $\theta$ | `theta` | inverse dispersion (NB *size*) |
-# | $\mu = l\rho$ | `mu` | NB mean |
+# | $\theta$ | `theta` (the module stores $\log\theta$ as `px_r`) | inverse dispersion (NB *size*) |
+# | $\rho$ | `px_scale` | expected frequency of the gene, $f_w(z_n, s_n)$ (sums to 1 over genes) |
+# | $l$ | `exp(library)` | library size; the model's `library` is $\log l$ |
+# | $\mu = l\rho$ | `mu` (`px_rate`) | NB mean |
 
 # %%
 import math
@@ -226,7 +228,7 @@ for mu_num, th_num in [(0.05, 0.1), (6.0, 1.7), (6.0, 1e4), (500.0, 0.5), (500.0
     )
 nb_check = pd.DataFrame(rows)
 assert (nb_check.iloc[:, 2] < 1e-9).all()
-nb_check.astype(object).map(lambda v: f"{v:.1e}" if v < 1e-3 else f"{v:g}")
+nb_check.set_index(["mu", "theta"]).map(lambda v: f"{v:.1e}")
 
 # %% [markdown]
 # ### Mean and variance (law of total expectation and variance)
@@ -323,7 +325,7 @@ limit_table = pd.DataFrame(
 )
 assert abs(limit_table["theta * TV"].iloc[-1] / c_pred - 1) < 0.01
 print(f"predicted theta * TV for large theta: c = {c_pred:.3f}")
-limit_table.round(4)
+limit_table.set_index("theta").round(4)
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
@@ -463,7 +465,7 @@ pd.DataFrame(
     {
         "P(x = 0), model": [round(zinb_pmf(0, -f_h_), 3), round(zinb_pmf(0, f_h_), 3)],
         "P(x = 0), simulated": [round(float(np.mean(x_draws == 0)), 3)] * 2,
-        "chi-square": [round(float(res_c.statistic), 1), int(round(float(res_s.statistic)))],
+        "chi-square": [f"{res_c.statistic:.1f}", f"{res_s.statistic:.0f}"],
         "p-value": [
             f"{res_c.pvalue:.2f}",
             f"{res_s.pvalue:.0e}" if res_s.pvalue > 0 else "< 1e-300",
@@ -512,9 +514,11 @@ plt.show()
 # \theta)$. Since $H^2 = H$, $\mathbb E x^r = (1-\pi)\,\mathbb E y^r$ for every $r \ge 1$:
 #
 # $$
-# \mathbb E x = (1-\pi)\mu,\qquad
-# \mathrm{Var}\,x = (1-\pi)\Big(\mu + \frac{\mu^2}{\theta} + \mu^2\Big) - (1-\pi)^2\mu^2
+# \begin{aligned}
+# \mathbb E x &= (1-\pi)\mu,\\
+# \mathrm{Var}\,x &= (1-\pi)\Big(\mu + \frac{\mu^2}{\theta} + \mu^2\Big) - (1-\pi)^2\mu^2
 # = (1-\pi)\,\mu\Big(1 + \frac{\mu}{\theta} + \pi\mu\Big).
+# \end{aligned}
 # $$
 #
 # Zero inflation lowers the mean and adds the over-dispersion $\pi\mu$ to the NB's $\mu/\theta$.

@@ -587,8 +587,8 @@ plt.show()
 # ## 3.6 The gradient that training follows
 #
 # The model trains with `zinb_log_likelihood`, the same log-likelihood summed over genes with its
-# gradient written out by hand (autograd through the formula above was two thirds of a training
-# step). One of its derivatives explains what zero inflation learns. With $q = \mathrm{NB}(0)$
+# gradient written out by hand (cheaper than autograd through the formula above, which a
+# training step would otherwise spend much of its time on). One of its derivatives explains what zero inflation learns. With $q = \mathrm{NB}(0)$
 # and $\partial_{\mathrm{zi}}\pi = \pi(1-\pi)$,
 #
 # $$
@@ -676,7 +676,7 @@ for label in labels:
     ledger_rows.append({"equation": label, "topic": entry.topic, "verdict": entry.verdict})
 display(pd.DataFrame(ledger_rows).set_index("equation"))
 for label in ("(58)", "(59)"):
-    print(label, textwrap.fill(DEMOS[label](), width=76, subsequent_indent="     "))
+    print(label, textwrap.fill(DEMOS[label](), width=68, subsequent_indent="     "))
 
 # %% [markdown]
 # ## Key takeaways
@@ -739,9 +739,9 @@ if theta_mle is not None:
 # independent of $\mu$. At $\theta = 2$, $\pi = 0.3$: $\theta' = 1.4/1.6 = 0.875$, $\mu' = 3.5$.
 # The ZINB has $P(0) = 0.3 + 0.7\,(2/7)^2 = 0.357$, the matched NB
 # $(0.875/4.375)^{0.875} = 0.2^{0.875} = 0.245$: with the same mean and variance, zero inflation
-# puts more mass at 0 (and the NB more in the far tail). Only the zeros distinguish the two, so
-# the fraction of zeros per gene is the statistic to look at when asking whether data need zero
-# inflation (chapter 5 does this on `pbmc68k_counts()`).
+# puts more mass at 0. The first two moments cannot tell the two models apart, the zero mass can:
+# the fraction of zeros per gene, observed against predicted, is the statistic to look at when
+# asking whether data need zero inflation.
 #
 # ```python
 # pi = sp.Symbol("pi", positive=True)

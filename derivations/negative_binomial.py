@@ -247,3 +247,27 @@ def check_exercise_2(answer: float, mean: float = 5.0, inv_disp: float = 2.0, pi
     nb0 = (inv_disp / (inv_disp + mean)) ** inv_disp
     truth = pi + (1 - pi) * nb0
     assert abs(float(answer) - truth) < 1e-6, "not P(X = 0) of this ZINB"
+
+
+def check_matched_theta(answer) -> None:
+    """Chapter 3, exercise 1: theta' of the NB with the mean and variance of ZINB(mu, theta, pi).
+
+    ``answer`` is a sympy expression (or a string) in ``theta`` (this module's symbol), ``pi``
+    (the probability of a technical zero) and optionally ``mu``. The reference is computed here
+    from :func:`zinb_moments` by matching moments, theta' = mean^2 / (variance - mean); it is
+    (1 - pi) theta / (1 + pi theta), independent of mu. Raises AssertionError on a wrong answer.
+    """
+    pi = sp.Symbol("pi", positive=True)
+    expr = sp.sympify(answer, locals={"mu": mu, "theta": theta, "pi": pi})
+    m, v = zinb_moments()
+    truth = m**2 / (v - m)
+    if sp.simplify(expr - theta * (1 - pi)) == 0:
+        raise AssertionError(
+            "theta (1 - pi) matches the mean but not the variance: the dropout adds pi mu to the"
+            " over-dispersion mu/theta"
+        )
+    if sp.simplify(expr - truth) != 0:
+        raise AssertionError(
+            "not theta' = mean^2 / (variance - mean) with the ZINB's mean (1 - pi) mu and variance"
+            " (1 - pi) mu (1 + mu/theta + pi mu)"
+        )

@@ -46,8 +46,8 @@ from derivations.ledger import by_label
 from derivations.ledger_scvi import DEMOS
 from scvi_edu.datasets import pbmc68k_counts
 from scvi_edu.distributions import log_nb_positive, log_zinb_positive
-from scvi_edu.fast_likelihood import zinb_log_likelihood
 from scvi_edu.exercises import check_theta_fit
+from scvi_edu.fast_likelihood import zinb_log_likelihood
 
 torch.manual_seed(0)
 rng = np.random.default_rng(0)

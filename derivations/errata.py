@@ -10,6 +10,10 @@ markdown with its own math; LaTeX without delimiters (``\\hat W = \\dots``) is w
 ``$...$``; prose is shown as it is. A chapter module may offer a short demonstration of what goes
 wrong with a printed formula: ``DEMOS: dict[str, Callable[[], str]]`` maps a label to a function
 returning deterministic text (numbers rounded); :func:`demonstrations` collects them.
+
+Every non-``ok`` entry carries a severity tier (``breaks computation``, ``wrong statement``,
+``slip``; see :mod:`derivations.ledger`): :func:`by_tier` orders the errata most serious first,
+and :func:`display_math` breaks a wide printed formula into one line per equation.
 """
 
 from __future__ import annotations
@@ -22,10 +26,10 @@ from collections.abc import Callable, Iterable
 import pandas as pd
 
 from derivations import ledger
-from derivations.ledger import VERDICTS, Entry
+from derivations.ledger import TIERS, VERDICTS, Entry
 
-COLUMNS = ("equation", "topic", "printed", "verdict", "correction", "how")
-HEADERS = ("Equation", "Verdict", "The tutorial prints, and the correction")
+COLUMNS = ("equation", "topic", "printed", "verdict", "tier", "correction", "how")
+HEADERS = ("Equation", "Tier", "The tutorial prints, and the correction")
 
 
 def _entries(entries: Iterable[Entry] | None) -> list[Entry]:
@@ -50,10 +54,15 @@ def errata_entries(entries: Iterable[Entry] | None = None) -> list[Entry]:
     )
 
 
+def by_tier(entries: Iterable[Entry] | None = None) -> list[Entry]:
+    """The non-``ok`` entries, most serious tier first (:data:`TIERS`), tutorial order within."""
+    return sorted(errata_entries(entries), key=lambda e: TIERS.index(e.tier))
+
+
 def errata_table(entries: Iterable[Entry] | None = None) -> pd.DataFrame:
     """One row per ``slip`` or ``wrong`` entry (columns: :data:`COLUMNS`), tutorial order."""
     rows = [
-        (e.label, e.topic, e.printed, e.verdict, e.correction, e.how)
+        (e.label, e.topic, e.printed, e.verdict, e.tier, e.correction, e.how)
         for e in errata_entries(entries)
     ]
     return pd.DataFrame(rows, columns=list(COLUMNS))
@@ -66,6 +75,12 @@ def verdict_counts(entries: Iterable[Entry] | None = None) -> dict[str, int]:
     counts["total"] = len(entries)
     counts["numbered"] = len({e.number for e in entries if e.number is not None})
     return counts
+
+
+def tier_counts(entries: Iterable[Entry] | None = None) -> dict[str, int]:
+    """How many non-``ok`` entries each tier holds (every tier present, possibly 0)."""
+    entries = _entries(entries)
+    return {t: sum(e.tier == t for e in entries) for t in TIERS}
 
 
 def recheck(entries: Iterable[Entry] | None = None) -> list[tuple[str, str, str]]:
@@ -129,37 +144,75 @@ def errata_markdown(entries: Iterable[Entry] | None = None) -> str:
     for row in table.itertuples(index=False):
         equation = f"**{cell(row.equation, False)}**<br>{cell(row.topic, False)}"
         statements = f"printed: {cell(row.printed)}<br>correct: {cell(row.correction)}"
-        lines.append(f"| {equation} | **{row.verdict}** | {statements} |")
+        lines.append(f"| {equation} | **{row.tier}** | {statements} |")
     return "\n".join(lines)
 
 
 def verification_markdown(entries: Iterable[Entry] | None = None) -> str:
     """How each non-``ok`` entry is verified, as a markdown list in the table's order."""
-    items = [
-        f"- **{e.label}** ({e.verdict}): {cell(e.how, False)}" for e in errata_entries(entries)
-    ]
+    items = [f"- **{e.label}** ({e.tier}): {cell(e.how, False)}" for e in errata_entries(entries)]
     return "\n".join(items) or "The ledger holds no `slip` or `wrong` entry."
 
 
 def counts_markdown(entries: Iterable[Entry] | None = None) -> str:
-    """The verdict counts as a small markdown table."""
+    """The entries by verdict and severity tier, as a small markdown table."""
+    entries = _entries(entries)
     c = verdict_counts(entries)
-    lines = ["| Verdict | Entries |", "|---|---|"]
-    lines += [f"| {v} | {c[v]} |" for v in VERDICTS]
-    lines.append(f"| **total** | {c['total']} |")
+    lines = ["| Verdict | Tier | Entries |", "|---|---|---|"]
+    lines.append(f"| ok | (proved) | {c['ok']} |")
+    for t in TIERS:
+        n = sum(e.tier == t for e in entries)
+        verdict = "slip" if t == "slip" else "wrong"
+        lines.append(f"| {verdict} | {t} | {n} |")
+    lines.append(f"| **total** | | {c['total']} |")
     return "\n".join(lines)
 
 
-# --- the chapter's exercise ------------------------------------------------------------------
+# --- wide formulas, one line per equation ------------------------------------------------------
 
 
-def check_exercise_1(answer: int | None) -> None:
-    """Exercise of chapter 6: the smallest equation number whose verdict is ``wrong``.
+def _top_level_splits(latex: str, separators: tuple[str, ...]) -> list[str]:
+    """Split at separators that sit outside every {...}, [...], (...) group (``\\{`` is text)."""
+    parts, depth, start, i = [], 0, 0, 0
+    while i < len(latex):
+        if latex[i] == "\\" and i + 1 < len(latex) and latex[i + 1] in "{}":
+            i += 2
+            continue
+        if latex[i] in "{[(":
+            depth += 1
+        elif latex[i] in "}])":
+            depth -= 1
+        elif depth == 0:
+            for sep in separators:
+                if latex.startswith(sep, i):
+                    parts.append(latex[start:i])
+                    start = i + len(sep)
+                    i = start - 1
+                    break
+        i += 1
+    parts.append(latex[start:])
+    return [p.strip() for p in parts if p.strip()]
 
-    ``None`` is the right answer only when no numbered equation is ``wrong``.
-    Raises ``AssertionError`` on a wrong answer.
+
+def display_math(latex: str, width: int = 70) -> str:
+    """A printed formula as display math, one equation per line.
+
+    Splits at top-level ``;\\ `` and ``,\\ `` (the ledger's separators between equations); a
+    piece still longer than ``width`` characters of LaTeX is broken again before its top-level
+    ``+`` and ``=`` signs (a line keeps at least 20 characters). Returns display math,
+    ``$$\\begin{gathered}...\\end{gathered}$$``.
     """
-    wrong = [e.number for e in ledger.all_entries() if e.verdict == "wrong" and e.number]
-    expected = min(wrong) if wrong else None
-    assert answer == expected, f"{answer!r} is not the first wrong equation; look at the verdicts"
-    print("Right.")
+    mark = "\x00"  # a break point before + and = (never in LaTeX)
+    lines: list[str] = []
+    for piece in _top_level_splits(" ".join(latex.split()), (";\\ ", ",\\ ")):
+        current = ""
+        marked = piece.replace("=", mark + "=").replace("+", mark + "+")
+        for term in _top_level_splits(marked, (mark,)):
+            term = term.replace(mark, "")  # a mark inside a group is no break point
+            if len(current) > 20 and len(current) + len(term) > width:
+                lines.append(current)
+                current = ""
+            current += term
+        lines.append(current)
+    body = " \\\\\n".join(lines)
+    return f"$$\n\\begin{{gathered}}\n{body}\n\\end{{gathered}}\n$$"

@@ -24,6 +24,7 @@ import re
 from collections.abc import Callable, Iterable
 
 import pandas as pd
+import sympy as sp
 
 from derivations import ledger
 from derivations.ledger import TIERS, VERDICTS, Entry
@@ -216,3 +217,47 @@ def display_math(latex: str, width: int = 70) -> str:
         lines.append(current)
     body = " \\\\\n".join(lines)
     return f"$$\n\\begin{{gathered}}\n{body}\n\\end{{gathered}}\n$$"
+
+
+# --- the chapter's symbolic exercise: the printed (69) on a Gaussian toy -------------------------
+
+# the toy: z ~ N(0, 1), x | z ~ N(z, 1), one observation x; q(z) = N(m, s^2)
+x_obs, m_q = sp.symbols("x m", real=True)
+s_q = sp.Symbol("s", positive=True)
+
+
+def _expect_q(expr: sp.Expr, zz: sp.Symbol) -> sp.Expr:
+    """E over z ~ N(m, s^2) of a polynomial in z (of degree <= 2): z = m + s eps, E eps = 0,
+    E eps^2 = 1."""
+    eps = sp.Symbol("eps", real=True)
+    poly = sp.Poly(sp.expand(expr.subs(zz, m_q + s_q * eps)), eps)
+    moments = {0: 1, 1: 0, 2: 1}
+    return sp.expand(sum(c * moments[k] for (k,), c in poly.terms()))
+
+
+def toy_bounds() -> dict[str, sp.Expr]:
+    """The toy's log p(x) (x ~ N(0, 2)), its correct bound E_q log p(x|z) - KL(q||p) and the
+    printed one (KL added, as in (69)), with the expectations taken over q."""
+    zz = sp.Symbol("zz", real=True)
+    loglik = -sp.log(2 * sp.pi) / 2 - (x_obs - zz) ** 2 / 2
+    logprior = -sp.log(2 * sp.pi) / 2 - zz**2 / 2
+    logq = -sp.log(2 * sp.pi * s_q**2) / 2 - (zz - m_q) ** 2 / (2 * s_q**2)
+    e_loglik = _expect_q(loglik, zz)
+    kl = sp.expand_log(_expect_q(logq - logprior, zz), force=True)
+    log_px = -sp.log(4 * sp.pi) / 2 - x_obs**2 / 4
+    return {"log_px": log_px, "correct": e_loglik - kl, "printed": e_loglik + kl}
+
+
+def check_printed_bound(answer: sp.Expr) -> None:
+    """Exercise of chapter 6: the printed bound (KL added) of the toy in closed form, as a sympy
+    expression in ``x_obs``, ``m_q``, ``s_q``. Raises ``AssertionError`` on a wrong answer."""
+    answer = sp.sympify(answer)
+    extra = answer.free_symbols - {x_obs, m_q, s_q}
+    assert not extra, f"use only the symbols x_obs, m_q, s_q (found {sorted(map(str, extra))})"
+    bounds = toy_bounds()
+    if sp.simplify(answer - bounds["correct"]) == 0:
+        raise AssertionError("that is the correct bound (KL subtracted); (69) ADDS the KL")
+    assert sp.simplify(sp.expand_log(answer - bounds["printed"], force=True)) == 0, (
+        "not the printed bound: E_q log p(x|z) = -log(2 pi)/2 - ((x - m)^2 + s^2)/2 and "
+        "KL(q || p) = (m^2 + s^2 - 1)/2 - log s; add them"
+    )

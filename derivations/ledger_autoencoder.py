@@ -466,13 +466,18 @@ def _check_text_27_gain() -> str:
 _AT = {g: A.gamma_of(), lam: sp.Rational(1, 10)}  # the data (3): gamma = 77/180; lam = 1/10
 
 
-def _consequence_25(sign: int) -> tuple[float, float]:
-    """Loss (16) at the printed (25)/(26) and at the corrected minimiser (data (3), lam = 1/10)."""
+def _consequence_25(sign: int = 1) -> tuple[float, float]:
+    """Loss (16) at the printed (25) and at the corrected minimiser (data (3), lam = 1/10)."""
     L = A.loss_on_line(g, lam)
     return (
         float(L.subs(_printed_25(sign)).subs(_AT)),
         float(L.subs(_corrected_25(sign)).subs(_AT)),
     )
+
+
+def _consequence_26() -> tuple[float, float]:
+    """Loss (16) at the printed (26) and at the corrected minimiser (data (3), lam = 1/10)."""
+    return _consequence_25(-1)
 
 
 def _consequence_gain() -> tuple[float, float]:
@@ -822,7 +827,7 @@ ENTRIES: list[Entry] = [
         "while the "
         "minimiser is 0 from lam = 5 gamma = 2.14 on.",
         tier="breaks computation",
-        consequence=lambda: _consequence_25(1),
+        consequence=_consequence_25,
     ),
     Entry(
         "(26)",
@@ -834,7 +839,7 @@ ENTRIES: list[Entry] = [
         lambda: _check_25_26(-1),
         demo="Same error as (25) with the opposite sign.",
         tier="breaks computation",
-        consequence=lambda: _consequence_25(-1),
+        consequence=_consequence_26,
     ),
     Entry(
         "(27)",

@@ -555,8 +555,7 @@ def consequence_62() -> tuple[float, float]:
 
 
 def consequence_69() -> tuple[float, float]:
-    """Toy scVI, q far from the prior: printed bound (69) vs corrected bound (log p(x) is above
-    the corrected one and below the printed one; see :func:`demo_69`)."""
+    """Toy scVI (3 genes), q far from the prior: printed bound (69) vs corrected bound."""
     toy = E.ToySCVI(**_TOY)
     qz, ql = (2.0, 0.1), (toy.prior_loc + 1.0, 0.05)
     return toy.elbo(_X, qz, ql, printed=True), toy.elbo(_X, qz, ql)

@@ -6,5 +6,6 @@ check is tested with a right and a wrong answer in ``tests/test_exercises.py``.
 """
 
 from .chapter5 import EXERCISE_CH5, check_exercise_ch5
+from .chapter6 import EXERCISE_CH6, check_zero_probability
 
-__all__ = ["EXERCISE_CH5", "check_exercise_ch5"]
+__all__ = ["EXERCISE_CH5", "EXERCISE_CH6", "check_exercise_ch5", "check_zero_probability"]

@@ -198,14 +198,15 @@ def _top_level_splits(latex: str, separators: tuple[str, ...]) -> list[str]:
 def display_math(latex: str, width: int = 70) -> str:
     """A printed formula as display math, one equation per line.
 
-    Splits at top-level ``;\\ `` and ``,\\ `` (the ledger's separators between equations); a
+    Splits at top-level ``;\\ ``, ``,\\ `` and ``\\ `` (the ledger's separators between
+    equations and between an equation and its remark); a
     piece still longer than ``width`` characters of LaTeX is broken again before its top-level
     ``+`` and ``=`` signs (a line keeps at least 20 characters). Returns display math,
     ``$$\\begin{gathered}...\\end{gathered}$$``.
     """
     mark = "\x00"  # a break point before + and = (never in LaTeX)
     lines: list[str] = []
-    for piece in _top_level_splits(" ".join(latex.split()), (";\\ ", ",\\ ")):
+    for piece in _top_level_splits(" ".join(latex.split()), (";\\ ", ",\\ ", "\\ ")):
         current = ""
         marked = piece.replace("=", mark + "=").replace("+", mark + "+")
         for term in _top_level_splits(marked, (mark,)):

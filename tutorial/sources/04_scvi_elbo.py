@@ -8,8 +8,11 @@
 # bound (eq. (60))
 #
 # $$
-# \mathcal L(x_n, s_n) = \mathbb E_{q}\log p(x_n\mid z_n, l_n, s_n)
-# - D_{KL}\big(q(z_n, l_n\mid x_n, s_n)\,\|\,p(z_n, l_n\mid s_n)\big) \;\le\; \log p(x_n\mid s_n).
+# \begin{aligned}
+# \mathcal L(x_n, s_n) &= \mathbb E_{q}\log p(x_n\mid z_n, l_n, s_n)
+# - D_{KL}\big(q(z_n, l_n\mid x_n, s_n)\,\|\,p(z_n, l_n\mid s_n)\big)\\
+# &\le \log p(x_n\mid s_n).
+# \end{aligned}
 # $$
 #
 # This chapter shows the model that computes it: the real source of `scvi_edu.module.VAE` next
@@ -61,6 +64,17 @@ def show_source(fn):
     if isinstance(first, ast.Expr) and isinstance(getattr(first, "value", None), ast.Constant):
         del lines[first.lineno - 1 : first.end_lineno]
     display(Markdown("```python\n" + "\n".join(lines) + "\n```"))
+
+
+def show_terms(lhs, expr, per_line=3):
+    """Display ``lhs = expr`` with ``per_line`` terms of the sum a line (a narrow page)."""
+    parts = [sp.latex(t) for t in sp.Add.make_args(expr)]
+    rows = [" + ".join(parts[k : k + per_line]) for k in range(0, len(parts), per_line)]
+    body = lhs + " &= " + rows[0].replace("+ -", "- ")
+    for r in rows[1:]:
+        r = r.replace("+ -", "- ")
+        body += r" \\ &\quad " + (r if r.startswith("-") else "+ " + r)
+    display(Math(r"\begin{aligned}" + body + r"\end{aligned}"))
 
 
 # %% [markdown]
@@ -185,8 +199,10 @@ plt.show()
 # of standard normal noise (eq. (61)):
 #
 # $$
-# z = f_{NN1}(x, s) + f_{NN2}(x, s)\odot\epsilon_z,\quad \epsilon_z\sim\mathcal N(0, I_d);\qquad
-# \log l = f_{NN3}(x, s) + f_{NN4}(x, s)\,\epsilon_l,\quad \epsilon_l\sim\mathcal N(0, 1).
+# \begin{aligned}
+# z &= f_{NN1}(x, s) + f_{NN2}(x, s)\odot\epsilon_z, & \epsilon_z&\sim\mathcal N(0, I_d),\\
+# \log l &= f_{NN3}(x, s) + f_{NN4}(x, s)\,\epsilon_l, & \epsilon_l&\sim\mathcal N(0, 1).
+# \end{aligned}
 # $$
 #
 # The tutorial writes $l = \exp(\dots)$; the module keeps $\log l$ and exponentiates only inside
@@ -235,7 +251,7 @@ X = Normal("X", m1, s1)  # X ~ p1
 log_ratio = sp.log(s2 / s1) - (X - m1) ** 2 / (2 * s1**2) + (X - m2) ** 2 / (2 * s2**2)
 kl = sp.expand_log(sp.simplify(Expect(sp.expand(log_ratio))), force=True)
 by_hand = sp.log(s2) - sp.log(s1) - sp.Rational(1, 2) + (s1**2 + (m1 - m2) ** 2) / (2 * s2**2)
-display(Math(r"D_{KL}(p_1\,\|\,p_2) = " + sp.latex(sp.expand(kl))))
+show_terms(r"D_{KL}(p_1\,\|\,p_2)", sp.expand(kl), per_line=4)
 assert sp.simplify(kl - by_hand) == 0
 
 # %% [markdown]
@@ -261,15 +277,10 @@ mu_hat = sp.solve(sp.diff(loglik, mu_b), mu_b)[0]  # the Gaussian likelihood equ
 v_hat = sp.solve(sp.diff(loglik, v_b).subs(mu_b, mu_hat), v_b)[0]
 printed_62 = sum(ai - mu_hat for ai in a) ** 2 / 4  # square outside the sum
 display(Math(r"\hat\mu_b = " + sp.latex(mu_hat)))
-display(
-    Math(
-        r"\hat\sigma_b^2 = "
-        + sp.latex(sp.factor(v_hat))
-        + r" = \frac14\sum_{i=1}^4 (a_i - \hat\mu_b)^2"
-    )
-)
+dev = sp.simplify(v_hat - sum((ai - mu_hat) ** 2 for ai in a) / 4)
+display(Math(r"\hat\sigma_b^2 - \frac14\sum_{i=1}^4 (a_i - \hat\mu_b)^2 = " + sp.latex(dev)))
 display(Math(r"\text{printed (62)} = " + sp.latex(sp.simplify(printed_62))))
-assert sp.simplify(v_hat - sum((ai - mu_hat) ** 2 for ai in a) / 4) == 0
+assert dev == 0
 assert sp.simplify(printed_62) == 0 and E.library_prior_mle(4)[2] == 0
 
 # %% [markdown]
@@ -282,12 +293,12 @@ assert sp.simplify(printed_62) == 0 and E.library_prior_mle(4)[2] == 0
 # $$
 # \begin{aligned}
 # z^{(k)} &= f_{NN1} + f_{NN2}\odot\epsilon_z^{(k)}, \qquad
-# \log l^{(k)} = f_{NN3} + f_{NN4}\,\epsilon_l^{(k)}, \qquad
-# \rho^{(k)} = \mathrm{softmax}\,f_{NN5}(z^{(k)}, s_n),\qquad f_h^{(k)} = f_{NN6}(z^{(k)}, s_n),\\[4pt]
+# \log l^{(k)} = f_{NN3} + f_{NN4}\,\epsilon_l^{(k)},\\
+# \rho^{(k)} &= \mathrm{softmax}\,f_{NN5}(z^{(k)}, s_n),\qquad f_h^{(k)} = f_{NN6}(z^{(k)}, s_n),\\[4pt]
 # \tilde{\mathcal L}_n &= \frac1K\sum_{k=1}^K\sum_{g=1}^G
 #   \log\mathrm{ZINB}\big(x_{ng}\mid l^{(k)}\rho^{(k)}_g,\ \theta_g,\ f^{(k)}_{h,g}\big)\\
-# &\quad - \sum_{i=1}^d\Big[-\log f_{NN2,i} - \frac12 + \frac{f_{NN2,i}^2 + f_{NN1,i}^2}{2}\Big]
-#   - \Big[\log\frac{\sigma_{b_n}}{f_{NN4}} - \frac12
+# &\quad - \sum_{i=1}^d\Big[-\log f_{NN2,i} - \frac12 + \frac{f_{NN2,i}^2 + f_{NN1,i}^2}{2}\Big]\\
+# &\quad - \Big[\log\frac{\sigma_{b_n}}{f_{NN4}} - \frac12
 #   + \frac{f_{NN4}^2 + (f_{NN3}-\mu_{b_n})^2}{2\sigma_{b_n}^2}\Big],
 # \end{aligned}
 # $$
@@ -295,12 +306,13 @@ assert sp.simplify(printed_62) == 0 and E.library_prior_mle(4)[2] == 0
 # where, with $S(t) = \log(1+e^t)$ and the corrected (58),
 #
 # $$
-# \log\mathrm{ZINB}(x\mid\mu,\theta,f_h) =
-# \begin{cases}
-# S\big(f_h + \theta\log\frac{\theta}{\theta+\mu}\big) - S(f_h), & x = 0,\\[2pt]
-# -S(-f_h) + \theta\log\frac{\theta}{\theta+\mu} + x\log\frac{\mu}{\theta+\mu}
-# + \log\frac{\Gamma(x+\theta)}{\Gamma(x+1)\Gamma(\theta)}, & x > 0.
-# \end{cases}
+# \begin{aligned}
+# \log\mathrm{ZINB}(0\mid\mu,\theta,f_h) &= S\big(f_h + \theta\log\tfrac{\theta}{\theta+\mu}\big)
+#   - S(f_h),\\
+# \log\mathrm{ZINB}(x\mid\mu,\theta,f_h) &= -S(-f_h) + \theta\log\frac{\theta}{\theta+\mu}
+#   + x\log\frac{\mu}{\theta+\mu}\\
+# &\quad + \log\frac{\Gamma(x+\theta)}{\Gamma(x+1)\Gamma(\theta)}\qquad (x > 0).
+# \end{aligned}
 # $$
 #
 # The tutorial's (69) differs in three places:
@@ -335,7 +347,7 @@ display(Math(r"l = e^{" + sp.latex(log_l) + r"},\qquad \rho_1 = 1 - \rho_2 = "
              + sp.latex(rho_of_z.subs(z, sp.Symbol("z"))) + r",\qquad z = " + sp.latex(z)))  # fmt: skip
 for g, xg in enumerate(x_cell):
     term = E.log_zinb(xg, l * [rho_1, 1 - rho_1][g], [th1, th2][g], [zi1, zi2][g])
-    display(Math(rf"\log\mathrm{{ZINB}}(x_{g + 1} = {xg}) = " + sp.latex(term)))
+    show_terms(rf"\log\mathrm{{ZINB}}(x_{g + 1} = {xg})", term, per_line=2)
 display(Math(r"\mathrm{KL}_z = " + sp.latex(short["kl_z"])))
 display(Math(r"\mathrm{KL}_l = " + sp.latex(short["kl_l"])))
 back = short["elbo"].subs({rho_1: rho_of_z, l: sp.exp(log_l)})

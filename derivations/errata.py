@@ -149,6 +149,25 @@ def errata_markdown(entries: Iterable[Entry] | None = None) -> str:
     return "\n".join(lines)
 
 
+def entries_markdown(entries: Iterable[Entry] | None = None) -> str:
+    """The non-``ok`` entries as blocks, one after another (for a narrow page, where a table's
+    inline math cannot wrap): the label, topic and tier, then what the tutorial prints and the
+    correction, each as display math broken into lines (:func:`display_math`) when it is LaTeX."""
+
+    def field(text: str) -> str:
+        text = " ".join(text.split())
+        if is_latex(text):
+            return display_math(text)
+        return text if "$" in text else text.replace("<", "&lt;")
+
+    blocks = [
+        f"**{e.label}** ({e.topic}): *{e.tier}*\n\nprinted:\n\n{field(e.printed)}"
+        f"\n\ncorrected:\n\n{field(e.correction)}"
+        for e in errata_entries(entries)
+    ]
+    return "\n\n".join(blocks) or "The ledger holds no `slip` or `wrong` entry."
+
+
 def verification_markdown(entries: Iterable[Entry] | None = None) -> str:
     """How each non-``ok`` entry is verified, as a markdown list in the table's order."""
     items = [f"- **{e.label}** ({e.tier}): {cell(e.how, False)}" for e in errata_entries(entries)]

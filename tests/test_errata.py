@@ -163,3 +163,15 @@ def test_verification_list_has_every_non_ok_entry_in_order():
         "text after (10)",
     ]
     assert "arithmetic" in lines[0] and "sympy expand" in lines[2]
+
+
+def test_entries_markdown_gives_every_entry_with_display_math():
+    md = errata.entries_markdown(FAKE)
+    for e in errata.errata_entries(FAKE):
+        assert f"**{e.label}** ({e.topic}): *{e.tier}*" in md
+    # the LaTeX fields are display math; the prose ones stay prose
+    assert md.count(r"\begin{gathered}") == 4  # (3)'s printed is prose, its correction has $
+    assert "the text says the sum is three" in md
+    assert "no `slip` or `wrong` entry" in errata.entries_markdown(
+        [e for e in FAKE if e.verdict == "ok"]
+    )

@@ -184,7 +184,7 @@ assert (table["recorded"] == table["computed"]).all()
 
 # %%
 statements = [e for e in errata.by_tier(entries) if e.tier == "wrong statement"]
-display(Markdown(errata.errata_markdown(statements)))
+display(Markdown(errata.entries_markdown(statements)))
 
 # %% [markdown]
 # ## 6.4 Slips
@@ -197,7 +197,7 @@ display(Markdown(errata.errata_markdown(statements)))
 
 # %%
 slips = [e for e in errata.by_tier(entries) if e.tier == "slip"]
-display(Markdown(errata.errata_markdown(slips)))
+display(Markdown(errata.entries_markdown(slips)))
 
 # %% [markdown]
 # How each non-`ok` entry is verified (the entry's `check()` in `derivations/ledger_*.py`):

@@ -363,25 +363,3 @@ class ToySCVI:
             + kl_closed(ql[0], ql[1], self.prior_loc, self.prior_scale)
         )
         return rec + kl if printed else rec - kl
-
-
-# --- exercises ------------------------------------------------------------------------------
-
-
-def check_exercise_1(answer) -> None:
-    """Exercise 1 (chapter 4): KL(N(m, s^2) || N(0, 1)) as a sympy expression in m and s.
-
-    Use ``sympy.symbols("m s")`` (m real, s positive). Raises AssertionError on a wrong answer.
-    """
-    m, sd = sp.Symbol("m", real=True), sp.Symbol("s", positive=True)
-    expr = sp.sympify(answer, locals={"m": m, "s": sd})
-    truth = kl_normal_integral().subs({m1: m, s1: sd, m2: 0, s2: 1})
-    assert sp.simplify(expr - truth) == 0, "not KL(N(m, s^2) || N(0, 1))"
-
-
-def check_exercise_2(answer: float, log_libs: Sequence[float] = (7.0, 7.5, 8.5, 9.0)) -> None:
-    """Exercise 2 (chapter 4): sigma_b^2 of eq. (62) (corrected) for these log library sizes."""
-    v = np.asarray(log_libs, dtype=np.float64)
-    assert abs(float(answer) - float(((v - v.mean()) ** 2).mean())) < 1e-9, (
-        "not the maximum-likelihood variance of the log library sizes"
-    )

@@ -10,6 +10,10 @@ markdown with its own math; LaTeX without delimiters (``\\hat W = \\dots``) is w
 ``$...$``; prose is shown as it is. A chapter module may offer a short demonstration of what goes
 wrong with a printed formula: ``DEMOS: dict[str, Callable[[], str]]`` maps a label to a function
 returning deterministic text (numbers rounded); :func:`demonstrations` collects them.
+
+Every non-``ok`` entry carries a severity tier (``breaks computation``, ``wrong statement``,
+``slip``; see :mod:`derivations.ledger`): :func:`by_tier` orders the errata most serious first,
+and :func:`display_math` breaks a wide printed formula into one line per equation.
 """
 
 from __future__ import annotations
@@ -20,12 +24,13 @@ import re
 from collections.abc import Callable, Iterable
 
 import pandas as pd
+import sympy as sp
 
 from derivations import ledger
-from derivations.ledger import VERDICTS, Entry
+from derivations.ledger import TIERS, VERDICTS, Entry
 
-COLUMNS = ("equation", "topic", "printed", "verdict", "correction", "how")
-HEADERS = ("Equation", "Verdict", "The tutorial prints, and the correction")
+COLUMNS = ("equation", "topic", "printed", "verdict", "tier", "correction", "how")
+HEADERS = ("Equation", "Tier", "The tutorial prints, and the correction")
 
 
 def _entries(entries: Iterable[Entry] | None) -> list[Entry]:
@@ -50,10 +55,15 @@ def errata_entries(entries: Iterable[Entry] | None = None) -> list[Entry]:
     )
 
 
+def by_tier(entries: Iterable[Entry] | None = None) -> list[Entry]:
+    """The non-``ok`` entries, most serious tier first (:data:`TIERS`), tutorial order within."""
+    return sorted(errata_entries(entries), key=lambda e: TIERS.index(e.tier))
+
+
 def errata_table(entries: Iterable[Entry] | None = None) -> pd.DataFrame:
     """One row per ``slip`` or ``wrong`` entry (columns: :data:`COLUMNS`), tutorial order."""
     rows = [
-        (e.label, e.topic, e.printed, e.verdict, e.correction, e.how)
+        (e.label, e.topic, e.printed, e.verdict, e.tier, e.correction, e.how)
         for e in errata_entries(entries)
     ]
     return pd.DataFrame(rows, columns=list(COLUMNS))
@@ -66,6 +76,12 @@ def verdict_counts(entries: Iterable[Entry] | None = None) -> dict[str, int]:
     counts["total"] = len(entries)
     counts["numbered"] = len({e.number for e in entries if e.number is not None})
     return counts
+
+
+def tier_counts(entries: Iterable[Entry] | None = None) -> dict[str, int]:
+    """How many non-``ok`` entries each tier holds (every tier present, possibly 0)."""
+    entries = _entries(entries)
+    return {t: sum(e.tier == t for e in entries) for t in TIERS}
 
 
 def recheck(entries: Iterable[Entry] | None = None) -> list[tuple[str, str, str]]:
@@ -129,37 +145,139 @@ def errata_markdown(entries: Iterable[Entry] | None = None) -> str:
     for row in table.itertuples(index=False):
         equation = f"**{cell(row.equation, False)}**<br>{cell(row.topic, False)}"
         statements = f"printed: {cell(row.printed)}<br>correct: {cell(row.correction)}"
-        lines.append(f"| {equation} | **{row.verdict}** | {statements} |")
+        lines.append(f"| {equation} | **{row.tier}** | {statements} |")
     return "\n".join(lines)
+
+
+def entries_markdown(entries: Iterable[Entry] | None = None) -> str:
+    """The non-``ok`` entries as blocks, one after another (for a narrow page, where a table's
+    inline math cannot wrap): the label, topic and tier, then what the tutorial prints and the
+    correction, each as display math broken into lines (:func:`display_math`) when it is LaTeX."""
+
+    def field(text: str) -> str:
+        text = " ".join(text.split())
+        if is_latex(text):
+            return display_math(text)
+        return text if "$" in text else text.replace("<", "&lt;")
+
+    blocks = [
+        f"**{e.label}** ({e.topic}): *{e.tier}*\n\nprinted:\n\n{field(e.printed)}"
+        f"\n\ncorrected:\n\n{field(e.correction)}"
+        for e in errata_entries(entries)
+    ]
+    return "\n\n".join(blocks) or "The ledger holds no `slip` or `wrong` entry."
 
 
 def verification_markdown(entries: Iterable[Entry] | None = None) -> str:
     """How each non-``ok`` entry is verified, as a markdown list in the table's order."""
-    items = [
-        f"- **{e.label}** ({e.verdict}): {cell(e.how, False)}" for e in errata_entries(entries)
-    ]
+    items = [f"- **{e.label}** ({e.tier}): {cell(e.how, False)}" for e in errata_entries(entries)]
     return "\n".join(items) or "The ledger holds no `slip` or `wrong` entry."
 
 
 def counts_markdown(entries: Iterable[Entry] | None = None) -> str:
-    """The verdict counts as a small markdown table."""
+    """The entries by verdict and severity tier, as a small markdown table."""
+    entries = _entries(entries)
     c = verdict_counts(entries)
-    lines = ["| Verdict | Entries |", "|---|---|"]
-    lines += [f"| {v} | {c[v]} |" for v in VERDICTS]
-    lines.append(f"| **total** | {c['total']} |")
+    lines = ["| Verdict | Tier | Entries |", "|---|---|---|"]
+    lines.append(f"| ok | (proved) | {c['ok']} |")
+    for t in TIERS:
+        n = sum(e.tier == t for e in entries)
+        verdict = "slip" if t == "slip" else "wrong"
+        lines.append(f"| {verdict} | {t} | {n} |")
+    lines.append(f"| **total** | | {c['total']} |")
     return "\n".join(lines)
 
 
-# --- the chapter's exercise ------------------------------------------------------------------
+# --- wide formulas, one line per equation ------------------------------------------------------
 
 
-def check_exercise_1(answer: int | None) -> None:
-    """Exercise of chapter 6: the smallest equation number whose verdict is ``wrong``.
+def _top_level_splits(latex: str, separators: tuple[str, ...]) -> list[str]:
+    """Split at separators that sit outside every {...}, [...], (...) group (``\\{`` is text)."""
+    parts, depth, start, i = [], 0, 0, 0
+    while i < len(latex):
+        if latex[i] == "\\" and i + 1 < len(latex) and latex[i + 1] in "{}":
+            i += 2
+            continue
+        if latex[i] in "{[(":
+            depth += 1
+        elif latex[i] in "}])":
+            depth -= 1
+        elif depth == 0:
+            for sep in separators:
+                if latex.startswith(sep, i):
+                    parts.append(latex[start:i])
+                    start = i + len(sep)
+                    i = start - 1
+                    break
+        i += 1
+    parts.append(latex[start:])
+    return [p.strip() for p in parts if p.strip()]
 
-    ``None`` is the right answer only when no numbered equation is ``wrong``.
-    Raises ``AssertionError`` on a wrong answer.
+
+def display_math(latex: str, width: int = 70) -> str:
+    """A printed formula as display math, one equation per line.
+
+    Splits at top-level ``;\\ ``, ``,\\ `` and ``\\ `` (the ledger's separators between
+    equations and between an equation and its remark); a
+    piece still longer than ``width`` characters of LaTeX is broken again before its top-level
+    ``+`` and ``=`` signs (a line keeps at least 20 characters). Returns display math,
+    ``$$\\begin{gathered}...\\end{gathered}$$``.
     """
-    wrong = [e.number for e in ledger.all_entries() if e.verdict == "wrong" and e.number]
-    expected = min(wrong) if wrong else None
-    assert answer == expected, f"{answer!r} is not the first wrong equation; look at the verdicts"
-    print("Right.")
+    mark = "\x00"  # a break point before + and = (never in LaTeX)
+    lines: list[str] = []
+    for piece in _top_level_splits(" ".join(latex.split()), (";\\ ", ",\\ ", "\\ ")):
+        current = ""
+        marked = piece.replace("=", mark + "=").replace("+", mark + "+")
+        for term in _top_level_splits(marked, (mark,)):
+            term = term.replace(mark, "")  # a mark inside a group is no break point
+            if len(current) > 20 and len(current) + len(term) > width:
+                lines.append(current)
+                current = ""
+            current += term
+        lines.append(current)
+    body = " \\\\\n".join(lines)
+    return f"$$\n\\begin{{gathered}}\n{body}\n\\end{{gathered}}\n$$"
+
+
+# --- the chapter's symbolic exercise: the printed (69) on a Gaussian toy -------------------------
+
+# the toy: z ~ N(0, 1), x | z ~ N(z, 1), one observation x; q(z) = N(m, s^2)
+x_obs, m_q = sp.symbols("x m", real=True)
+s_q = sp.Symbol("s", positive=True)
+
+
+def _expect_q(expr: sp.Expr, zz: sp.Symbol) -> sp.Expr:
+    """E over z ~ N(m, s^2) of a polynomial in z (of degree <= 2): z = m + s eps, E eps = 0,
+    E eps^2 = 1."""
+    eps = sp.Symbol("eps", real=True)
+    poly = sp.Poly(sp.expand(expr.subs(zz, m_q + s_q * eps)), eps)
+    moments = {0: 1, 1: 0, 2: 1}
+    return sp.expand(sum(c * moments[k] for (k,), c in poly.terms()))
+
+
+def toy_bounds() -> dict[str, sp.Expr]:
+    """The toy's log p(x) (x ~ N(0, 2)), its correct bound E_q log p(x|z) - KL(q||p) and the
+    printed one (KL added, as in (69)), with the expectations taken over q."""
+    zz = sp.Symbol("zz", real=True)
+    loglik = -sp.log(2 * sp.pi) / 2 - (x_obs - zz) ** 2 / 2
+    logprior = -sp.log(2 * sp.pi) / 2 - zz**2 / 2
+    logq = -sp.log(2 * sp.pi * s_q**2) / 2 - (zz - m_q) ** 2 / (2 * s_q**2)
+    e_loglik = _expect_q(loglik, zz)
+    kl = sp.expand_log(_expect_q(logq - logprior, zz), force=True)
+    log_px = -sp.log(4 * sp.pi) / 2 - x_obs**2 / 4
+    return {"log_px": log_px, "correct": e_loglik - kl, "printed": e_loglik + kl}
+
+
+def check_printed_bound(answer: sp.Expr) -> None:
+    """Exercise of chapter 6: the printed bound (KL added) of the toy in closed form, as a sympy
+    expression in ``x_obs``, ``m_q``, ``s_q``. Raises ``AssertionError`` on a wrong answer."""
+    answer = sp.sympify(answer)
+    extra = answer.free_symbols - {x_obs, m_q, s_q}
+    assert not extra, f"use only the symbols x_obs, m_q, s_q (found {sorted(map(str, extra))})"
+    bounds = toy_bounds()
+    if sp.simplify(answer - bounds["correct"]) == 0:
+        raise AssertionError("that is the correct bound (KL subtracted); (69) ADDS the KL")
+    assert sp.simplify(sp.expand_log(answer - bounds["printed"], force=True)) == 0, (
+        "not the printed bound: E_q log p(x|z) = -log(2 pi)/2 - ((x - m)^2 + s^2)/2 and "
+        "KL(q || p) = (m^2 + s^2 - 1)/2 - log s; add them"
+    )

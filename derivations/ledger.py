@@ -15,6 +15,21 @@ Verdicts
 ``wrong``
     the printed statement is false and no typographic reading repairs it; the correction is proved.
 
+Severity tiers
+--------------
+Every entry that is not ``ok`` also carries a ``tier``: what the mistake costs a reader who uses
+the tutorial (:data:`TIERS`, most serious first).
+
+``breaks computation``
+    a printed formula that gives wrong numbers if it is used. Such an entry has the verdict
+    ``wrong`` and a ``consequence``: a function returning the number the printed formula gives
+    and the number the correct one gives, at one concrete input; the test asserts they differ.
+``wrong statement``
+    a false claim of the prose ("cannot be solved", "gamma ~ 1"): nothing is computed from it,
+    but a reader who believes it learns something false. Verdict ``wrong``, a prose label.
+``slip``
+    a typo with an obvious reading: exactly the verdict ``slip``.
+
 Use :func:`classify` inside a check: it turns the two computed facts into the verdict.
 Chapters register their entries in the modules listed in ``_CHAPTER_MODULES``.
 """
@@ -27,6 +42,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 VERDICTS = ("ok", "slip", "wrong")
+TIERS = ("breaks computation", "wrong statement", "slip")
+# the tiers each verdict allows ("" = no tier: the statement is proved)
+TIERS_OF_VERDICT = {"ok": ("",), "slip": ("slip",), "wrong": TIERS[:2]}
 
 # One module per chapter, each defining ``ENTRIES: list[Entry]``.
 _CHAPTER_MODULES = (
@@ -52,12 +70,27 @@ class Entry:
     how: str  # how check() verifies it, one sentence
     check: Callable[[], str]  # computes and returns the verdict
     demo: str = ""  # for "wrong": what goes wrong if the printed formula is used
+    tier: str = ""  # one of TIERS for a non-ok entry; a "slip" verdict gets the tier "slip"
+    # for "breaks computation": () -> (value of the printed formula, value of the correct one)
+    consequence: Callable[[], tuple[float, float]] | None = None
 
     def __post_init__(self) -> None:
         if self.verdict not in VERDICTS:
             raise ValueError(f"{self.label}: verdict {self.verdict!r} not in {VERDICTS}")
         if self.verdict != "ok" and not self.correction:
             raise ValueError(f"{self.label}: a {self.verdict!r} entry needs a correction")
+        if self.verdict == "slip" and not self.tier:
+            object.__setattr__(self, "tier", "slip")  # the only tier a slip can have
+        if self.tier not in TIERS_OF_VERDICT[self.verdict]:
+            allowed = TIERS_OF_VERDICT[self.verdict]
+            raise ValueError(
+                f"{self.label}: tier {self.tier!r} does not fit the verdict {self.verdict!r}"
+                f" (allowed: {allowed})"
+            )
+        if (self.tier == "breaks computation") != (self.consequence is not None):
+            raise ValueError(
+                f"{self.label}: a 'breaks computation' entry, and only one, needs a consequence"
+            )
 
     @property
     def number(self) -> int | None:

@@ -462,6 +462,31 @@ def _check_text_27_gain() -> str:
     return classify(printed)
 
 
+# --- what the "breaks computation" entries cost: printed vs correct, at one input ------------
+_AT = {g: A.gamma_of(), lam: sp.Rational(1, 10)}  # the data (3): gamma = 77/180; lam = 1/10
+
+
+def _consequence_25(sign: int = 1) -> tuple[float, float]:
+    """Loss (16) at the printed (25) and at the corrected minimiser (data (3), lam = 1/10)."""
+    L = A.loss_on_line(g, lam)
+    return (
+        float(L.subs(_printed_25(sign)).subs(_AT)),
+        float(L.subs(_corrected_25(sign)).subs(_AT)),
+    )
+
+
+def _consequence_26() -> tuple[float, float]:
+    """Loss (16) at the printed (26) and at the corrected minimiser (data (3), lam = 1/10)."""
+    return _consequence_25(-1)
+
+
+def _consequence_gain() -> tuple[float, float]:
+    """Reconstruction gain g(f(x))/x: printed vs at the corrected (25) (data (3), lam = 1/10)."""
+    printed = (5 * sp.sqrt(g) - lam) / (5 * g * sp.sqrt(g))
+    correct = (5 * a1 * b1).subs(_corrected_25(1))
+    return float(printed.subs(_AT)), float(correct.subs(_AT))
+
+
 def _check_28() -> str:
     # (28) with the linear f, g and lam |theta|^2 is (16) only when f is evaluated at x_n
     X = _general()
@@ -657,6 +682,7 @@ ENTRIES: list[Entry] = [
         demo="N(0, 1) is symmetric: s = -1 with b = (-1, -2) gives the same code distribution "
         "and the same (zero) loss as s = 1, so the constraint cannot choose the sign; the start of "
         "the optimisation does.",
+        tier="wrong statement",
     ),
     Entry(
         "(15)",
@@ -770,6 +796,7 @@ ENTRIES: list[Entry] = [
         "checking (25) "
         "through (27) with gamma = 1 hides its error; (21) and b ~ (1, 2) hold for every gamma "
         "anyway.",
+        tier="wrong statement",
     ),
     Entry(
         "(24)",
@@ -799,6 +826,8 @@ ENTRIES: list[Entry] = [
         "a1 = b1 = 0.437, and it predicts a nonzero solution up to lam = 5 sqrt(gamma) = 3.27, "
         "while the "
         "minimiser is 0 from lam = 5 gamma = 2.14 on.",
+        tier="breaks computation",
+        consequence=_consequence_25,
     ),
     Entry(
         "(26)",
@@ -809,6 +838,8 @@ ENTRIES: list[Entry] = [
         "as (25), with the sign flipped (a symmetry of the loss)",
         lambda: _check_25_26(-1),
         demo="Same error as (25) with the opposite sign.",
+        tier="breaks computation",
+        consequence=_consequence_26,
     ),
     Entry(
         "(27)",
@@ -840,6 +871,8 @@ ENTRIES: list[Entry] = [
         demo="At lam = 0 the printed gain is 1/gamma = 180/77 = 2.34 for the data (3): it would "
         "reconstruct 2.34 x instead of x, while the true l2 solution reconstructs perfectly as lam "
         "-> 0.",
+        tier="breaks computation",
+        consequence=_consequence_gain,
     ),
     Entry(
         "(28)",

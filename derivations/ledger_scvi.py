@@ -528,6 +528,39 @@ def demo_fig3() -> str:
     return f"o = {o.tolist()}: printed rho = {np.round(printed, 4).tolist()} (sum {printed.sum():.4f}); a negative mean l*rho makes log NB undefined."
 
 
+# ---- consequences of the "breaks computation" entries: (printed, correct) numbers ----------
+def consequence_58() -> tuple[float, float]:
+    """P(x = 0) at l rho = 6, theta = 1.7, f_h = 0.8: printed line 3 of (58) vs model (55)."""
+    mean, th, f = _P["l"] * _P["rho"], _P["theta"], _P["f"]
+    return _printed_58_zero_line3(f, _nb_float(0, mean, th)), _true_pmf(0, mean, th, f)
+
+
+def consequence_59() -> tuple[float, float]:
+    """Total mass over x = 0..59 of the printed pmf (59) vs the ZINB (same parameters)."""
+    mean, th, f = _P["l"] * _P["rho"], _P["theta"], _P["f"]
+    printed = sum(_printed_59(j, mean, th, f) for j in range(60))
+    return printed, sum(_true_pmf(j, mean, th, f) for j in range(60))
+
+
+def consequence_fig3() -> tuple[float, float]:
+    """Sum over genes of rho for o = (1, -2, 0.5, 0): printed map vs softmax."""
+    o = np.array([1.0, -2.0, 0.5, 0.0])
+    return float((o / np.exp(o).sum()).sum()), float((np.exp(o) / np.exp(o).sum()).sum())
+
+
+def consequence_62() -> tuple[float, float]:
+    """Prior variance sigma_b^2 of four log library sizes: printed (62) vs maximum likelihood."""
+    v = np.log(np.array([1200.0, 3400.0, 2500.0, 8000.0]))
+    return float((v - v.mean()).sum() ** 2 / len(v)), float(((v - v.mean()) ** 2).mean())
+
+
+def consequence_69() -> tuple[float, float]:
+    """Toy scVI (3 genes), q far from the prior: printed bound (69) vs corrected bound."""
+    toy = E.ToySCVI(**_TOY)
+    qz, ql = (2.0, 0.1), (toy.prior_loc + 1.0, 0.05)
+    return toy.elbo(_X, qz, ql, printed=True), toy.elbo(_X, qz, ql)
+
+
 DEMOS = {
     "(58)": demo_58,
     "(59)": demo_59,
@@ -621,6 +654,8 @@ ENTRIES = [
         "under (55) (x = y when h = 1) P(x=0) = P(h=0) + P(h=1) NB(0); the printed line 3 swaps the weights, the softplus line misplaces the bracket, and the positive case has k log(k/(theta+l rho)); the correction is proved symbolically (softplus identities) and numerically.",
         check_58,
         demo="With the printed weights a gene that is kept 69% of the time gets its zero probability from the dropout weight; the softplus line is not even equal to the line above it, and k log(k/...) is not a probability (see (59)).",
+        tier="breaks computation",
+        consequence=consequence_58,
     ),
     Entry(
         "(59)",
@@ -631,6 +666,8 @@ ENTRIES = [
         "the printed pmf summed over x = 0..59 is not 1; the corrected one sums to 1 to 1e-12.",
         check_59,
         demo="The printed 'pmf' is not a probability distribution: its total mass is far from 1, so maximising it does not fit counts.",
+        tier="breaks computation",
+        consequence=consequence_59,
     ),
     Entry(
         "Fig. 3 softmax (text after (59))",
@@ -641,6 +678,8 @@ ENTRIES = [
         "for o = (1, -2, 0.5, 0) the printed rho has a negative entry and does not sum to 1; the softmax is positive and sums to 1.",
         check_fig3_softmax,
         demo="rho must be expected frequencies (positive, summing to 1 over genes); the printed map gives negative means l*rho, for which the NB log-pmf is undefined.",
+        tier="breaks computation",
+        consequence=consequence_fig3,
     ),
     Entry(
         "text before (61): library encoder networks",
@@ -678,6 +717,8 @@ ENTRIES = [
         "sympy solves the Gaussian likelihood equations for 4 symbolic log library sizes: mu_b is the mean (as printed), sigma_b^2 the mean squared deviation; the printed expression simplifies to 0.",
         check_62,
         demo="The printed variance is (sum of deviations)^2/n = 0 for every data set: the log-normal prior collapses to a point and the KL (66) is infinite.",
+        tier="breaks computation",
+        consequence=consequence_62,
     ),
     Entry(
         "(63)",
@@ -742,6 +783,8 @@ ENTRIES = [
         "toy scVI with log p(x) by quadrature: the printed bound (KL added) exceeds log p(x) for q far from the prior, the corrected one stays below it for random q; the printed zero case has zero derivative in f_h. Also wrong as printed: the missing + between the two indicator terms, x log(x/(theta+l f_w)) for x log(l f_w/(theta+l f_w)), m_{b_n} for mu_{b_n}.",
         check_69,
         demo="With the KL added, maximising the 'bound' pushes q away from the prior without limit (the KL term grows), so training diverges; the zero case ignores dropout, and the x log x term is not a likelihood.",
+        tier="breaks computation",
+        consequence=consequence_69,
     ),
     Entry(
         "(70)",

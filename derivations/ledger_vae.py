@@ -316,6 +316,33 @@ def check_44() -> str:
     return classify(ok)
 
 
+def check_after_44_one_more_term() -> str:
+    # "The VAE loss has one more term z_n^2 than the AE loss": subtract the AE loss (16) (lam = 0),
+    # scaled by the 1/2 that (44) puts on the reconstruction. What is left is TWO terms: z^2/2
+    # (moves with a) and (b1^2 + b2^2)/12 (moves with b: an l2 penalty on the decoder alone).
+    mu = _mu_x()
+    ae = (x1 - b1 * mu) ** 2 + (x2 - b2 * mu) ** 2  # the summand of (16) at lam = 0
+    extra = sp.expand(V.loss_tutorial_summand(1) - ae / 2)
+    printed = any(_zero(extra - c * mu**2) for c in (1, sp.Rational(1, 2)))
+    reading = _zero(extra - mu**2 / 2 - (b1**2 + b2**2) / 12)
+    assert sp.diff(extra, b1) != 0  # the second term is not a function of z_n
+    return classify(printed, reading)
+
+
+def check_after_44_encoder() -> str:
+    # "the mean mu(z, theta) of probability encoder p_theta(x|z) ... similar effect as the encoder
+    # function z = g(x, theta) in the AE": p(x|z) is the decoder. Its mean (the maximiser in x of
+    # log p(x|z), gamma = 1) is (b1 z, b2 z): a function of z, the AE decoder x~ = g(z); it is
+    # not a map from x to z (no x in it), so it cannot play the AE encoder's role.
+    logp = V.log_likelihood(1, z, V.B)
+    sol = sp.solve([sp.diff(logp, x1), sp.diff(logp, x2)], [x1, x2], dict=True)[0]
+    mean = sp.Matrix([sol[x1], sol[x2]])
+    is_map_of_x = bool(mean.free_symbols & {x1, x2}) and z not in mean.free_symbols
+    printed = is_map_of_x  # the encoder role: x -> z
+    reading = _zero(mean[0] - b1 * z) and _zero(mean[1] - b2 * z)  # the decoder g(z) = b z
+    return classify(printed, reading)
+
+
 def _printed_grad_53(gv):
     mu = _mu_x()
     return [
@@ -653,6 +680,7 @@ ENTRIES = [
         demo="Using the value estimate (36) instead of (35) changes nothing about its noise; what "
         "reparameterisation fixes is the gradient w.r.t. phi (score-function variance ~400x larger "
         "at the point checked, and it grows with the additive constants of log p(x|z)).",
+        tier="wrong statement",
     ),
     Entry(
         "(36)",
@@ -747,6 +775,24 @@ ENTRIES = [
         check_44,
     ),
     Entry(
+        "text after (44): one more term",
+        "VAE loss vs AE loss",
+        r"\text{the VAE loss has one more term } z_n^2=(a_1x_{n1}+a_2x_{n2})^2 \text{ than AE loss}",
+        "slip",
+        r"(44)-\tfrac12(16)|_{\lambda=0}=\frac{z_n^2}{2}+\frac{b_1^2+b_2^2}{12}\ \text{(two terms: the code penalty and an } \ell_2 \text{ penalty on the decoder)}",
+        "sympy: the per-sample loss (44) minus half the AE summand (16) at lam = 0 is z^2/2 + (b1^2 + b2^2)/12, not a multiple of z^2 (its derivative in b1 is not 0).",
+        check_after_44_one_more_term,
+    ),
+    Entry(
+        "text after (44): encoder",
+        "encoder written for decoder",
+        r"\text{the mean } \mu(z,\theta) \text{ of probability encoder } p_\theta(x|z) \text{ ... as the encoder function } z=g(x,\theta)",
+        "slip",
+        r"\text{the mean } \mu(z,\theta) \text{ of the probabilistic decoder } p_\theta(x|z) \text{ plays the AE decoder } \tilde x=g(z,\theta)",
+        "sympy: the maximiser in x of log p(x|z) (gamma = 1) is (b1 z, b2 z), the AE decoder g(z); it contains z and no x, so it is not a map x -> z.",
+        check_after_44_encoder,
+    ),
+    Entry(
         "(45)",
         "first-order conditions (gamma = 1)",
         r"\partial L/\partial a_i,\ \partial L/\partial b_i",
@@ -792,6 +838,7 @@ ENTRIES = [
         check_after_46_unsolvable,
         demo="Believing the system unsolvable, one cannot tell whether gradient descent may stop "
         "elsewhere: there are saddles at the origin and along the noise direction (2, -1).",
+        tier="wrong statement",
     ),
     Entry(
         "(47)",
@@ -892,6 +939,7 @@ ENTRIES = [
         check_after_54_unsolvable,
         demo="The origin (index-2 saddle) and the noise-direction points (index-1 saddles) are also "
         "stationary; an optimiser started on the noise direction (a, b parallel to (2, -1)) stays on it.",
+        tier="wrong statement",
     ),
     Entry(
         "text after (54): optimum",
@@ -923,6 +971,7 @@ ENTRIES = [
         check_after_54_proportional,
         demo="Extrapolating proportionally from gamma = 1 (1/6) to gamma = 10 predicts 10/6 > 1, "
         "more than the prior variance; the truth is 10/15.",
+        tier="wrong statement",
     ),
     Entry(
         "text after (54): noise model",

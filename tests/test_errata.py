@@ -19,7 +19,10 @@ def _holds(lhs, rhs) -> bool:
 FAKE = [
     Entry("(10)", "square", r"(x+1)^2 = x^2 + 1", "wrong", r"(x+1)^2 = x^2 + 2x + 1",
           "sympy expand", lambda: classify(_holds((x + 1) ** 2, x**2 + 1)),
-          demo="drops the cross term 2x"),
+          demo="drops the cross term 2x", tier="breaks computation",
+          consequence=lambda: (float(((x + 1) ** 2).subs(x, 1)), float((x**2 + 1).subs(x, 1)))),
+    Entry("text after (10)", "claim", "the square is always 1", "wrong", "it is not",
+          "sympy", lambda: classify(False), tier="wrong statement"),
     Entry("(2)", "derivative", r"\frac{d}{dx} x^2 = 2x", "ok", "", "sympy diff",
           lambda: classify(_holds(sp.diff(x**2, x), 2 * x))),
     Entry("text after (3)", "norm | pipes", r"\|x\|^2 = |x|^2 \mid p(z|x)", "slip",
@@ -37,9 +40,34 @@ def test_table_has_one_row_per_non_ok_entry_in_tutorial_order():
     table = errata.errata_table(FAKE)
     assert list(table.columns) == list(errata.COLUMNS)
     # numeric order, a prose claim right after its equation; "(10)" sorts after "(3)"
-    assert list(table["equation"]) == ["(3)", "text after (3)", "(10)"]
-    assert list(table["verdict"]) == ["slip", "slip", "wrong"]
+    assert list(table["equation"]) == ["(3)", "text after (3)", "(10)", "text after (10)"]
+    assert list(table["verdict"]) == ["slip", "slip", "wrong", "wrong"]
+    assert list(table["tier"]) == ["slip", "slip", "breaks computation", "wrong statement"]
     assert "(2)" not in set(table["equation"])
+
+
+def test_by_tier_leads_with_what_breaks_computation():
+    ordered = [e.label for e in errata.by_tier(FAKE)]
+    assert ordered == ["(10)", "text after (10)", "(3)", "text after (3)"]
+    assert errata.tier_counts(FAKE) == {"breaks computation": 1, "wrong statement": 1, "slip": 2}
+    real = errata.by_tier()
+    tiers = [e.tier for e in real]
+    assert tiers == sorted(tiers, key=errata.TIERS.index)
+    assert sum(errata.tier_counts().values()) == len(real)
+
+
+def test_display_math_puts_one_equation_per_line():
+    md = errata.display_math(r"a=1,\ b=\frac{1}{2};\ c=(x, y)")
+    body = md.split(r"\begin{gathered}")[1].split(r"\end{gathered}")[0]
+    lines = [line.strip().rstrip("\\").strip() for line in body.strip().splitlines()]
+    assert lines == ["a=1", r"b=\frac{1}{2}", "c=(x, y)"]  # the comma inside (x, y) stays
+    # a long formula breaks before a top-level + and never inside a group
+    long = "+".join([rf"\frac{{a_{{{k}}}+b}}{{c}}" for k in range(12)])
+    body = errata.display_math(long, width=40).split(r"\begin{gathered}")[1]
+    rows = [r.strip().rstrip("\\").strip() for r in body.split(r"\end")[0].strip().splitlines()]
+    assert len(rows) > 1 and "".join(rows) == long
+    for r in rows:
+        assert r.count("{") == r.count("}")
 
 
 def test_prose_claims_sit_next_to_their_equation():
@@ -50,7 +78,7 @@ def test_prose_claims_sit_next_to_their_equation():
 
 def test_counts():
     c = errata.verdict_counts(FAKE)
-    assert c == {"ok": 1, "slip": 2, "wrong": 1, "total": 4, "numbered": 3}
+    assert c == {"ok": 1, "slip": 2, "wrong": 2, "total": 5, "numbered": 3}
 
 
 def test_table_matches_the_real_ledger():
@@ -81,7 +109,7 @@ def test_latex_detection():
 def test_markdown_rows_split_into_one_cell_per_header():
     md = errata.errata_markdown(FAKE)
     rows = md.splitlines()[2:]
-    assert len(rows) == 3
+    assert len(rows) == 4
     for row in rows:
         # split the way a table parser does: on pipes not preceded by a backslash
         cells = re.split(r"(?<!\\)\|", row.strip())[1:-1]
@@ -89,7 +117,9 @@ def test_markdown_rows_split_into_one_cell_per_header():
 
 
 def test_markdown_of_nothing_is_a_sentence():
-    assert "no `slip` or `wrong` entry" in errata.errata_markdown([FAKE[1]])
+    assert "no `slip` or `wrong` entry" in errata.errata_markdown(
+        [e for e in FAKE if e.verdict == "ok"]
+    )
 
 
 def _rendered_rows(md: str) -> list[list[str]]:
@@ -112,7 +142,7 @@ def test_markdown_renders_every_label(entries):
     for row, entry in zip(rows, expected, strict=True):
         assert len(row) == len(errata.HEADERS)
         assert row[0].startswith(f"<strong>{entry.label}</strong><br>"), row[0]
-        assert row[1] == f"<strong>{entry.verdict}</strong>"
+        assert row[1] == f"<strong>{entry.tier}</strong>"
         printed, correct = row[2].split("<br>")
         assert printed.startswith("printed: ") and correct.startswith("correct: ")
         plain = " ".join(entry.correction.split())
@@ -124,17 +154,24 @@ def test_markdown_renders_every_label(entries):
             assert unescaped.replace("&amp;", "&") == plain
 
 
-def test_exercise_1():
-    numbers = sorted(e.number for e in all_entries() if e.verdict == "wrong" and e.number)
-    right = numbers[0] if numbers else None
-    errata.check_exercise_1(right)
-    with pytest.raises(AssertionError):
-        errata.check_exercise_1(71 if right is None else right + 1)
-    with pytest.raises(AssertionError):
-        errata.check_exercise_1(0)
-
-
 def test_verification_list_has_every_non_ok_entry_in_order():
     lines = errata.verification_markdown(FAKE).splitlines()
-    assert [line.split("**")[1] for line in lines] == ["(3)", "text after (3)", "(10)"]
+    assert [line.split("**")[1] for line in lines] == [
+        "(3)",
+        "text after (3)",
+        "(10)",
+        "text after (10)",
+    ]
     assert "arithmetic" in lines[0] and "sympy expand" in lines[2]
+
+
+def test_entries_markdown_gives_every_entry_with_display_math():
+    md = errata.entries_markdown(FAKE)
+    for e in errata.errata_entries(FAKE):
+        assert f"**{e.label}** ({e.topic}): *{e.tier}*" in md
+    # the LaTeX fields are display math; the prose ones stay prose
+    assert md.count(r"\begin{gathered}") == 4  # (3)'s printed is prose, its correction has $
+    assert "the text says the sum is three" in md
+    assert "no `slip` or `wrong` entry" in errata.entries_markdown(
+        [e for e in FAKE if e.verdict == "ok"]
+    )

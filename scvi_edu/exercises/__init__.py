@@ -6,10 +6,19 @@ check is tested with a right and a wrong answer in ``tests/test_exercises*.py``.
 """
 
 # One module per chapter; each lists its checks in its own __all__.
-from . import chapter1, chapter2, chapter3, chapter5
+from . import chapter1, chapter2, chapter3, chapter4, chapter5, chapter6
 from .chapter1 import *  # noqa: F403
 from .chapter2 import *  # noqa: F403
 from .chapter3 import *  # noqa: F403
+from .chapter4 import *  # noqa: F403
 from .chapter5 import *  # noqa: F403
+from .chapter6 import *  # noqa: F403
 
-__all__ = [*chapter1.__all__, *chapter2.__all__, *chapter3.__all__, *chapter5.__all__]
+__all__ = [
+    *chapter1.__all__,
+    *chapter2.__all__,
+    *chapter3.__all__,
+    *chapter4.__all__,
+    *chapter5.__all__,
+    *chapter6.__all__,
+]

@@ -497,7 +497,7 @@ assert printed_rho.min() < 0 and abs(softmax_rho.sum() - 1) < 1e-15
 # scvi-tools.
 
 # %%
-frac = inspect.signature(scvi_edu.train.train).parameters["kl_warmup_fraction"].default
+frac = scvi_edu.train.TrainConfig().kl_warmup_fraction  # the default of SCVI.train
 n_steps = 400
 n_warm = int(frac * n_steps)
 steps = np.arange(n_steps + 1)

@@ -682,7 +682,7 @@ for name, change in ROWS:
         "cell-type ARI": clustering_scores(lat, cell_type)["ari"],
         "batch entropy": entropy_batch_mixing(lat, batch),
     }
-ablation = pd.DataFrame(results).T
+ablation = pd.DataFrame(results).T.infer_objects()
 r = ablation.to_dict("index")
 # Poisson has no room for the overdispersion of these counts (theta_g between 2 and 20)
 poisson_gap = min(r["NB"]["held-out log-likelihood"], r["ZINB (base)"]["held-out log-likelihood"])
@@ -919,8 +919,8 @@ plt.show()
 #   posterior means still follow the observed totals only loosely (correlation in the table),
 #   and the held-out ELBO does not improve (within 10 nats, asserted): NN3 has fitted the depths
 #   of its 480 training cells, not the function $x \mapsto \log\sum_g x_g$. Its output starts
-#   at 0, about 6 nats below the prior mean, and 160 steps at a high learning rate spent
-#   climbing there leave a poor fit. Starting NN3 at the prior mean (green) gives a tight line
+#   near 0, several nats below the prior means (about 7, left panel), and 160 steps at a high
+#   learning rate spent climbing there leave a poor fit. Starting NN3 at the prior mean (green) gives a tight line
 #   just above the diagonal — the expected small excess of the NB depth over the observed one —
 #   and a held-out ELBO more than 20 nats per cell better than either (asserted).
 #

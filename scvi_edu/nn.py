@@ -184,3 +184,48 @@ class DecoderSCVI(nn.Module):
         px_rate = torch.exp(library) * px_scale
         px_r = self.px_r_decoder(h) if dispersion == "gene-cell" else None
         return px_scale, px_r, px_rate, px_dropout
+
+
+def recompute_batchnorm_statistics(module: nn.Module, minibatches) -> int:
+    """Replace the running statistics of every BatchNorm in ``module`` by those of the data.
+
+    In eval mode BatchNorm normalises with running averages updated during training as
+    ``r <- (1 - momentum) r + momentum * batch_stat``. With scvi-tools' ``momentum=0.01`` a
+    short run of T steps keeps a weight ``0.99**T`` on the initial values (mean 0, variance 1):
+    still 20 % after 160 steps. Every eval-mode query (latent, library, ELBO) then sees
+    activations normalised with the wrong statistics. This resets the statistics and recomputes
+    them as the plain average over ``minibatches`` (``momentum=None``: a cumulative average)
+    with the weights fixed: only BatchNorm layers run in training mode, dropout stays off.
+
+    ``minibatches`` yields the positional arguments of ``module(...)`` as a tuple (or a single
+    tensor). Gradients are off, the global Torch RNG is left untouched (a forward pass may
+    sample), and the module's training flags and momenta are restored. Returns the number of
+    minibatches used.
+    """
+    norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return 0
+    flags = {m: m.training for m in module.modules()}
+    momenta = [m.momentum for m in norms]
+    n_used = 0
+    try:
+        module.eval()
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None  # cumulative moving average: the plain mean over minibatches
+            m.train()
+        with torch.no_grad(), torch.random.fork_rng():
+            for args in minibatches:
+                args = args if isinstance(args, tuple) else (args,)
+                if args[0].shape[0] < 2:
+                    continue  # training-mode BatchNorm cannot normalise a single cell
+                module(*args)
+                n_used += 1
+        if n_used == 0:
+            raise ValueError("recompute_batchnorm_statistics: no minibatch of at least 2 cells")
+    finally:
+        for m, momentum in zip(norms, momenta, strict=True):
+            m.momentum = momentum
+        for m, flag in flags.items():
+            m.training = flag
+    return n_used

@@ -65,3 +65,21 @@ def test_scvi_train_accepts_its_own_split(small_adata):
     assert model.history["validation_elbo"].notna().all()
     with pytest.raises(ValueError, match="validation_indices"):
         model.train(max_epochs=1, progress_bar=False, validation_indices=val_idx)
+
+
+def test_training_ends_with_batchnorm_statistics_of_the_training_cells(small_adata):
+    """recompute_batchnorm=True: the z encoder's eval-mode BatchNorm mean is the average of the
+    minibatch means of its input, W log1p(x) + b, over the training cells (numpy reference);
+    False keeps the running average of momentum 0.01, far from it after a short run."""
+    x_all = np.log1p(np.asarray(small_adata.X, dtype=np.float64))
+    for recompute in (True, False):
+        model = SCVI(small_adata, seed=0, n_hidden=16, n_latent=3)
+        model.train(max_epochs=3, seed=0, progress_bar=False, recompute_batchnorm=recompute)
+        linear, bn = model.module.z_encoder.encoder.fc_layers[0][:2]
+        w = linear.weight.detach().numpy().astype(np.float64)
+        h = x_all[model.train_indices] @ w.T + linear.bias.detach().numpy()
+        ref = np.mean([h[k : k + 128].mean(axis=0) for k in range(0, len(h), 128)], axis=0)
+        if recompute:
+            np.testing.assert_allclose(bn.running_mean.numpy(), ref, rtol=1e-4, atol=1e-4)
+        else:
+            assert np.abs(bn.running_mean.numpy() - ref).max() > 0.1

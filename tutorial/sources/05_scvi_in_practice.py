@@ -22,8 +22,8 @@
 # **Short training, and one repair.** So that the chapter runs in seconds on one core, every
 # model is small (64 hidden units) and trained for 40 epochs (a few hundred gradient steps):
 # these are the numbers of an under-trained scVI. After training, each model's BatchNorm
-# statistics are recomputed from the training cells (`fit` below); section 4 shows why a short
-# run needs this. Training is seeded and deterministic on a given machine, but the last digits
+# statistics are recomputed from the training cells (`SCVI.train` does it by default,
+# `recompute_batchnorm=True`); section 4 shows why a short run needs this. Training is seeded and deterministic on a given machine, but the last digits
 # can differ on another CPU: the printed tables are rounded and marked as machine-dependent, and
 # every statement the text makes about them is asserted by the cell.
 
@@ -96,9 +96,9 @@ def recompute_statistics(model, ad, batch_key=None, batch_size=128):
 
 
 def fit(model, ad, batch_key=None, recompute=True, **train_kwargs):
-    model.train(**train_kwargs)
-    if recompute:
-        recompute_statistics(model, ad, batch_key)
+    # SCVI.train recomputes BatchNorm's statistics when it ends (recompute_batchnorm=True,
+    # its default); recompute=False keeps the running averages, as scvi-tools does.
+    model.train(recompute_batchnorm=recompute, **train_kwargs)
     return model
 
 
@@ -925,7 +925,7 @@ plt.show()
 #   and a held-out ELBO more than 20 nats per cell better than either (asserted).
 #
 # BatchNorm's lag touches every number of a short run, not only the library: every model of
-# this chapter is therefore evaluated with recomputed statistics (`fit` above). The latent
+# this chapter is therefore evaluated with recomputed statistics (`SCVI.train`'s default). The latent
 # library remains the part of the model that is slowest to learn; this is one practical reason
 # why scvi-tools now plugs in the observed total: it is exact, free, and cannot drift.
 #
@@ -978,7 +978,7 @@ pd.DataFrame(
 # the smallest number of steps after which that weight is below 1%. Then run
 # `check_batchnorm_lag(weight, steps)`. How many epochs of this chapter's size is that? As an
 # experiment, train the base model of section 1 for that many epochs and compare its held-out
-# ELBO with and without `recompute_statistics`.
+# ELBO with `recompute_batchnorm=True` (the default of `SCVI.train`) and `False`.
 #
 # **Exercise 3 (zeros without zero inflation).** The posterior predictive check found that the
 # zeros of the PBMC genes need no zero inflation. How many zeros can an NB make by itself? For

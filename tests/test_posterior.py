@@ -252,9 +252,11 @@ def test_marginal_ll_above_elbo_and_increasing(sim):
     }
     # K = 1 is an unbiased estimate of the ELBO (same expectation as the closed-form-KL ELBO).
     assert ll[1] == pytest.approx(elbo, abs=0.5)
-    # The IWAE bound increases with K (on average over cells); 0.1 nats per cell is far above
-    # the Monte Carlo error of these averages over 100 cells.
-    assert ll[10] > ll[1] + 0.1 and ll[100] > ll[10] + 0.05
+    # The IWAE bound increases with K (on average over cells), by less at each tenfold K as the
+    # gap closes. Measured over 20 seeds on these 100 cells (BatchNorm statistics recomputed
+    # after training): K = 10 averages -480.53 (sd 0.07), K = 100 -480.32 (sd 0.04), so the
+    # 10 -> 100 step is +0.21 nats with sd 0.08 for one pair of seeds: assert its sign only.
+    assert ll[10] > ll[1] + 0.1 and ll[100] > ll[10]
     assert ll[100] > elbo
 
 

@@ -497,7 +497,7 @@ assert printed_rho.min() < 0 and abs(softmax_rho.sum() - 1) < 1e-15
 # scvi-tools.
 
 # %%
-frac = scvi_edu.train.TrainConfig().kl_warmup_fraction  # the default of SCVI.train
+frac = scvi_edu.train.TrainConfig(max_epochs=1).kl_warmup_fraction  # SCVI.train's default
 n_steps = 400
 n_warm = int(frac * n_steps)
 steps = np.arange(n_steps + 1)

@@ -12,7 +12,7 @@ DevTools Protocol (CDP, over ``websocket-client``):
   failed to load, and no script threw. Host names resolve to nothing
   (``--host-resolver-rules``), so a missed request could not leave the machine either.
 Exits 1 with one line per problem. Needs Chromium (Debian: ``apt-get install chromium``) and
-``websocket-client`` (the ``book`` extra). Not part of ``.ci/run``: it needs a browser.
+``websocket-client`` (the ``book`` extra). ``.ci/run`` runs it after ``build_book.py``.
 """
 
 from __future__ import annotations

@@ -24,7 +24,8 @@ Deliberate differences from the tutorial (each with its reason):
 * ``library`` is the *log* library size everywhere (``log l_n``), so q(l) is a Gaussian on it
   and its KL is that of eq. (63)/(65).
 * The encoder's variance is ``softplus(.) + 1e-4`` instead of scvi-tools' ``exp(.) + 1e-4``
-  (``scvi_edu.nn.Encoder``: no overflow, hence no NaN).
+  (``scvi_edu.nn.Encoder``: no overflow, hence no NaN); ``var_activation=torch.exp`` gives
+  scvi-tools' encoder.
 * Numerical guards (not in the tutorial): ``theta = exp(px_r)`` with ``px_r`` clamped to
   ``[log 1e-6, log 1e8]`` (the range where ``scvi_edu.distributions`` is tested stable; beyond
   1e8 the NB is a Poisson to float32 precision) and the log library clamped at
@@ -39,6 +40,7 @@ Deliberate differences from the tutorial (each with its reason):
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -110,6 +112,9 @@ class VAE(nn.Module):
         ``log_nb_positive`` or ``log_poisson`` of ``scvi_edu.distributions``, looked up there
         at every call and differentiated by autograd, so an edited formula is the one that
         trains. Both give the same values and gradients (tests/test_likelihood_gradient.py).
+    var_activation
+        The encoders' variance activation: None (softplus, the default) or e.g. ``torch.exp``
+        (scvi-tools' default; ``scvi_edu.nn.Encoder`` explains the choice).
     """
 
     def __init__(
@@ -129,6 +134,7 @@ class VAE(nn.Module):
         log_variational: bool = True,
         encode_covariates: bool = False,
         likelihood_gradient: str = "closed_form",
+        var_activation: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ):
         super().__init__()
         if likelihood_gradient not in LIKELIHOOD_GRADIENTS:
@@ -203,12 +209,22 @@ class VAE(nn.Module):
 
         n_cat_encoder = n_batch if encode_covariates else 0
         # NN1 / NN2: q(z | x, s) = N(qz_loc, diag(qz_scale**2)), eq. (61).
-        self.z_encoder = Encoder(n_input, n_latent, n_cat_encoder, n_layers, n_hidden, dropout_rate)
+        self.z_encoder = Encoder(
+            n_input,
+            n_latent,
+            n_cat_encoder,
+            n_layers,
+            n_hidden,
+            dropout_rate,
+            var_activation=var_activation,
+        )
         # NN3 / NN4: q(log l | x, s) = N(ql_loc, ql_scale**2), eq. (61) (latent library only).
         self.l_encoder = (
             None
             if use_observed_lib_size
-            else Encoder(n_input, 1, n_cat_encoder, 1, n_hidden, dropout_rate)
+            else Encoder(
+                n_input, 1, n_cat_encoder, 1, n_hidden, dropout_rate, var_activation=var_activation
+            )
         )
         # NN5 / NN6 (and gene-cell theta): p(x | z, l, s), eq. (55)-(58).
         self.decoder = DecoderSCVI(n_latent, n_input, n_batch, n_layers, n_hidden)

@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -104,14 +106,17 @@ class FCLayers(nn.Module):
 class Encoder(nn.Module):
     """Gaussian encoder: ``(loc, scale)`` of q(. | x, s) (NN1/NN2, or NN3/NN4; eq. (61)).
 
-    ``loc = W_m h + b_m`` and ``scale = sqrt(softplus(W_v h + b_v) + var_eps)`` with ``h`` the
-    output of ``FCLayers``.
+    ``loc = W_m h + b_m`` and ``scale = sqrt(var_activation(W_v h + b_v) + var_eps)`` with
+    ``h`` the output of ``FCLayers``.
 
-    Variance parameterisation (a deliberate difference from scvi-tools, which uses ``exp``):
-    softplus grows linearly, so a large pre-activation gives a large but finite variance with a
-    gradient bounded by 1, while ``exp`` overflows float32 at 88.7 and turns the loss into
-    inf/NaN (the most reported scVI failure). ``var_eps = 1e-4`` bounds the standard deviation
-    below by 0.01, so ``log(scale)`` in the KL (eq. (63)) and ``1/scale`` stay finite.
+    Variance parameterisation: ``var_activation=None`` (the default) is softplus, a deliberate
+    difference from scvi-tools, whose default is ``exp``. Softplus grows linearly, so a large
+    pre-activation gives a large but finite variance with a gradient bounded by 1, while
+    ``exp`` overflows float32 at 88.7 and turns the loss into inf/NaN (the most reported scVI
+    failure). Pass ``var_activation=torch.exp`` (scvi-tools' name and default) for scvi-tools'
+    encoder exactly; ``tests/test_scvi_tools_equivalence.py`` uses it. ``var_eps = 1e-4`` bounds
+    the standard deviation below by 0.01, so ``log(scale)`` in the KL (eq. (63)) and
+    ``1/scale`` stay finite.
     """
 
     def __init__(
@@ -124,9 +129,11 @@ class Encoder(nn.Module):
         dropout_rate: float = 0.1,
         inject_covariates: bool = True,
         var_eps: float = 1e-4,
+        var_activation: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ):
         super().__init__()
         self.var_eps = var_eps
+        self.var_activation = F.softplus if var_activation is None else var_activation
         self.encoder = FCLayers(
             n_input, n_hidden, n_cat, n_layers, n_hidden, dropout_rate, inject_covariates
         )
@@ -138,7 +145,7 @@ class Encoder(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.encoder(x, cat)
         loc = self.mean_encoder(h)
-        scale = torch.sqrt(F.softplus(self.var_encoder(h)) + self.var_eps)
+        scale = torch.sqrt(self.var_activation(self.var_encoder(h)) + self.var_eps)
         return loc, scale
 
 

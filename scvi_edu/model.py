@@ -416,6 +416,12 @@ class SCVI:
         file = os.path.join(path, _FILE)
         if os.path.exists(file) and not overwrite:
             raise ValueError(f"{file} exists: pass overwrite=True to replace it")
+        functions = [k for k, v in self.model_options.items() if callable(v)]
+        if functions:
+            raise ValueError(
+                f"model options {functions} are functions, which cannot be saved: give them by "
+                "name (e.g. var_activation='exp')"
+            )
         state = {
             "state_dict": {k: v.cpu() for k, v in self.module.state_dict().items()},
             "module_kwargs": _plain(self._module_kwargs),

@@ -113,8 +113,8 @@ class VAE(nn.Module):
         at every call and differentiated by autograd, so an edited formula is the one that
         trains. Both give the same values and gradients (tests/test_likelihood_gradient.py).
     var_activation
-        The encoders' variance activation: None (softplus, the default) or e.g. ``torch.exp``
-        (scvi-tools' default; ``scvi_edu.nn.Encoder`` explains the choice).
+        The encoders' variance activation: ``None``/``"softplus"`` (the default) or ``"exp"``
+        (scvi-tools' default; ``scvi_edu.nn.Encoder`` explains the choice), or a function.
     """
 
     def __init__(
@@ -134,7 +134,7 @@ class VAE(nn.Module):
         log_variational: bool = True,
         encode_covariates: bool = False,
         likelihood_gradient: str = "closed_form",
-        var_activation: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        var_activation: str | Callable[[torch.Tensor], torch.Tensor] | None = None,
     ):
         super().__init__()
         if likelihood_gradient not in LIKELIHOOD_GRADIENTS:

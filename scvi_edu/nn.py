@@ -103,6 +103,9 @@ class FCLayers(nn.Module):
         return x.reshape(*lead, x.shape[-1])
 
 
+VAR_ACTIVATIONS = {"softplus": F.softplus, "exp": torch.exp}  # the encoders' variance, by name
+
+
 class Encoder(nn.Module):
     """Gaussian encoder: ``(loc, scale)`` of q(. | x, s) (NN1/NN2, or NN3/NN4; eq. (61)).
 
@@ -113,8 +116,9 @@ class Encoder(nn.Module):
     difference from scvi-tools, whose default is ``exp``. Softplus grows linearly, so a large
     pre-activation gives a large but finite variance with a gradient bounded by 1, while
     ``exp`` overflows float32 at 88.7 and turns the loss into inf/NaN (the most reported scVI
-    failure). Pass ``var_activation=torch.exp`` (scvi-tools' name and default) for scvi-tools'
-    encoder exactly; ``tests/test_scvi_tools_equivalence.py`` uses it. ``var_eps = 1e-4`` bounds
+    failure). Pass ``var_activation="exp"`` (or ``torch.exp``; scvi-tools' name and default) for
+    scvi-tools' encoder exactly; ``tests/test_scvi_tools_equivalence.py`` uses it. A name
+    (``"softplus"``, ``"exp"``) is saved with a model; a function is not. ``var_eps = 1e-4`` bounds
     the standard deviation below by 0.01, so ``log(scale)`` in the KL (eq. (63)) and
     ``1/scale`` stay finite.
     """
@@ -129,11 +133,19 @@ class Encoder(nn.Module):
         dropout_rate: float = 0.1,
         inject_covariates: bool = True,
         var_eps: float = 1e-4,
-        var_activation: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        var_activation: str | Callable[[torch.Tensor], torch.Tensor] | None = None,
     ):
         super().__init__()
         self.var_eps = var_eps
-        self.var_activation = F.softplus if var_activation is None else var_activation
+        if var_activation is None or isinstance(var_activation, str):
+            name = var_activation or "softplus"
+            if name not in VAR_ACTIVATIONS:
+                raise ValueError(
+                    f"var_activation must be one of {sorted(VAR_ACTIVATIONS)} or a function, "
+                    f"got {var_activation!r}"
+                )
+            var_activation = VAR_ACTIVATIONS[name]
+        self.var_activation = var_activation
         self.encoder = FCLayers(
             n_input, n_hidden, n_cat, n_layers, n_hidden, dropout_rate, inject_covariates
         )

@@ -321,3 +321,19 @@ def test_predictive_sample_and_marginal_ll_shapes(trained_model):
     assert pp.shape == (3, 2, 3) and np.all(pp == np.round(pp)) and np.all(pp >= 0)
     ll = trained_model.get_marginal_ll(indices=np.arange(20), n_mc_samples=10, return_mean=False)
     assert ll.shape == (20,) and np.all(np.isfinite(ll)) and np.all(ll < 0)
+
+
+def test_var_activation_by_name_is_saved_and_a_function_is_refused(small_adata, tmp_path):
+    """var_activation='exp' (scvi-tools' encoder) round-trips through save/load; a function
+    cannot be stored in a weights-only file, so save says so instead of writing a broken file."""
+    model = SCVI(small_adata, seed=0, n_hidden=8, n_latent=2, var_activation="exp")
+    model.save(tmp_path / "m")
+    loaded = SCVI.load(tmp_path / "m", small_adata)
+    assert loaded.module.z_encoder.var_activation is torch.exp
+    h = torch.linspace(-3, 3, 7)
+    torch.testing.assert_close(loaded.module.z_encoder.var_activation(h), torch.exp(h))
+    with pytest.raises(ValueError, match="var_activation"):
+        SCVI(small_adata, var_activation="relu")
+    fn_model = SCVI(small_adata, seed=0, n_hidden=8, n_latent=2, var_activation=torch.exp)
+    with pytest.raises(ValueError, match="cannot be saved"):
+        fn_model.save(tmp_path / "f")

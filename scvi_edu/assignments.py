@@ -82,8 +82,8 @@ TASKS: list[Task] = [
          "log(1 - pi) = -softplus(zi)). The tutorial's (58) swaps the weights of the zero case "
          "and writes x log(x / (theta + mu)): avoid both. Train with "
          'VAE(..., likelihood_gradient="autograd") to use your function. The test that trains '
-         "it needs the model too: tasks 4.2, 4.3, 4.5 and 5.1.",
-         needs=("3.1", "4.2", "4.3", "4.5", "5.1")),
+         "it needs the model too: tasks 4.1, 4.2, 4.3, 4.5 and 5.1.",
+         needs=("3.1", "4.1", "4.2", "4.3", "4.5", "5.1")),
     Task("3.3", "eq. (55)", _CH3, "scvi_edu/distributions.py", "log_poisson",
          "the log-pmf of the Poisson",
          "Return x log(rate) - rate - log x! elementwise (log x! = lgamma(x + 1)); use "
@@ -194,11 +194,14 @@ def _docstring_note(lines: list[str], k: int, task: Task) -> bool:
     return True
 
 
-def stub_source(text: str, tasks: list[Task] | None = None) -> tuple[str, list[str]]:
+def stub_source(
+    text: str, tasks: list[Task] | None = None, keep: tuple[str, ...] = ()
+) -> tuple[str, list[str]]:
     """Replace every marked region of ``text`` by its stub; return the text and the task ids.
 
     A region that is a whole function body (it follows the docstring) also gets the task's note
-    in the docstring. Raises ValueError on an unknown id or a region without its end marker.
+    in the docstring. Regions of the tasks in ``keep`` stay implemented. Raises ValueError on an
+    unknown id or a region without its end marker.
     """
     known = {t.id: t for t in (TASKS if tasks is None else tasks)}
     lines, out, found, k = text.split("\n"), [], [], 0
@@ -216,15 +219,19 @@ def stub_source(text: str, tasks: list[Task] | None = None) -> tuple[str, list[s
         )
         if end is None:
             raise ValueError(f"'# TASK {task_id} begin' has no '{_END.format(task_id)}'")
+        found.append(task_id)
+        if task_id in keep:
+            out.extend(lines[k : end + 1])
+            k = end + 1
+            continue
         noted = (
             bool(out)
-            and task_id not in found
+            and task_id not in found[:-1]
             and _docstring_note(out, len(out) - 1, known[task_id])
         )
         out.append(lines[k])
         out.extend(_stub(known[task_id], indent, noted))
         out.append(lines[end])
-        found.append(task_id)
         k = end + 1
     return "\n".join(out), found
 
@@ -239,8 +246,11 @@ def _tracked_files(root: Path) -> list[str]:
     return [p for p in res.stdout.split("\0") if p and (root / p).is_file()]
 
 
-def create(dest, root: Path = ROOT) -> Path:
-    """Write a student working tree at ``dest`` (new or empty folder); return its path."""
+def create(dest, root: Path = ROOT, keep: tuple[str, ...] = ()) -> Path:
+    """Write a student working tree at ``dest`` (new or empty folder); return its path.
+
+    ``keep``: ids of tasks left implemented (``verify --per-task`` grades each task alone).
+    """
     dest = Path(dest).resolve()
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise ValueError(f"{dest} exists and is not an empty folder")
@@ -256,7 +266,7 @@ def create(dest, root: Path = ROOT) -> Path:
     for rel in files:
         (dest / rel).parent.mkdir(parents=True, exist_ok=True)
         if rel in by_path:
-            text, found = stub_source((root / rel).read_text(encoding="utf-8"), by_path[rel])
+            text, found = stub_source((root / rel).read_text(encoding="utf-8"), by_path[rel], keep)
             lost = sorted({t.id for t in by_path[rel]} - set(found))
             if lost:
                 raise ValueError(f"{rel}: no region marked for task(s) {lost}")
@@ -292,15 +302,30 @@ def _outcomes(junit: Path) -> dict[str, list[tuple[str, str]]]:
     return result
 
 
-def verify(root: Path = ROOT) -> list[str]:
+def verify(root: Path = ROOT, per_task: bool = False) -> list[str]:
     """Check the mechanism; return the problems found (empty: all good).
 
     1. In the repository every task's tests pass (and none is skipped).
     2. In a fresh student tree every test of every task fails, and at least one fails with the
        task's own ``NotImplementedError`` (naming its equation).
     3. In the student tree the test files that call no task (``INDEPENDENT_TESTS``) pass.
+    4. With ``per_task``: in a student tree where only the task and its ``needs`` are
+       implemented, ``pytest -m task_n_m`` passes (one tree and one pytest run per task).
     """
     problems = []
+    if per_task:
+        with tempfile.TemporaryDirectory(prefix="scvi-edu-student-") as tmp:
+            for t in TASKS:
+                tree = create(Path(tmp) / t.marker, root, keep=(t.id, *t.needs))
+                code, out = _pytest(tree, ["-m", t.marker, "tests/test_tasks.py"])
+                print(
+                    f"  {t.marker} with only {(t.id, *t.needs)} implemented: "
+                    f"{out.strip().splitlines()[-1]}"
+                )
+                if code != 0:
+                    problems.append(
+                        f"{t.marker} fails with only {(t.id, *t.needs)} implemented:\n{out[-2000:]}"
+                    )
     with tempfile.TemporaryDirectory(prefix="scvi-edu-student-") as tmp:
         tmp = Path(tmp)
         student = create(tmp / "student", root)
@@ -366,7 +391,13 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("list", help="print the tasks and the pytest command that grades each")
     p_create = sub.add_parser("create", help="write a student working tree")
     p_create.add_argument("dest")
-    sub.add_parser("verify", help="check the mechanism (CI)")
+    p_verify = sub.add_parser("verify", help="check the mechanism (CI)")
+    p_verify.add_argument(
+        "--per-task",
+        action="store_true",
+        help="also grade each task in a tree where only it (and its needs) is "
+        "implemented (one pytest run per task)",
+    )
     args = parser.parse_args(argv)
     if args.command == "list":
         print(_table())
@@ -381,7 +412,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"student tree written to {dest}: {len(TASKS)} tasks to implement")
         print("  cd into it, `python -m scvi_edu.assignments list`, then e.g. `pytest -m task_3_2`")
         return 0
-    problems = verify()
+    problems = verify(per_task=args.per_task)
     for p in problems:
         print("PROBLEM:", p)
     print("assignments verified" if not problems else f"{len(problems)} problem(s)")

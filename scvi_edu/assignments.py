@@ -148,13 +148,6 @@ _BEGIN = re.compile(r"^(?P<indent>[ \t]*)# TASK (?P<id>\d+\.\d+) begin[ \t]*$")
 _END = "# TASK {} end"
 
 
-def _task(task_id: str) -> Task:
-    for t in TASKS:
-        if t.id == task_id:
-            return t
-    raise ValueError(f"unknown task {task_id!r}; the tasks are {[t.id for t in TASKS]}")
-
-
 def _stub(task: Task, indent: str, in_docstring: bool) -> list[str]:
     """The lines that replace a region: a note (unless the docstring has it) and the raise."""
     if in_docstring:

@@ -139,21 +139,32 @@ def check_zinb_trains(n_epochs: int = 2) -> None:
         likelihood_gradient="autograd",
     )
     idx = np.arange(data.n_cells)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        hist = train(
-            module,
-            data,
-            train_indices=idx[:200],
-            validation_indices=idx[200:],
-            max_epochs=n_epochs,
-            lr=1e-2,
-            batch_size=50,
-            seed=0,
-            progress_bar=False,
-        )
+    student_zinb, calls = distributions.log_zinb_positive, []
+
+    def spy(*args):  # the student's function, counted: training must go through it
+        calls.append(1)
+        return student_zinb(*args)
+
+    distributions.log_zinb_positive = spy
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            hist = train(
+                module,
+                data,
+                train_indices=idx[:200],
+                validation_indices=idx[200:],
+                max_epochs=n_epochs,
+                lr=1e-2,
+                batch_size=50,
+                seed=0,
+                progress_bar=False,
+            )
+    finally:
+        distributions.log_zinb_positive = student_zinb
     elbo = hist["validation_elbo"].to_numpy()
     where = 'Task 3.2, eq. (58): training with likelihood_gradient="autograd"'
+    assert calls, f"{where}: training did not call distributions.log_zinb_positive"
     assert np.isfinite(elbo).all(), f"{where}: the held-out ELBO is not finite: {elbo}"
     assert elbo[-1] > elbo[0], f"{where}: the held-out ELBO did not rise: {elbo}"
 

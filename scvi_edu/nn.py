@@ -166,7 +166,9 @@ class DecoderSCVI(nn.Module):
         self.px_decoder = FCLayers(
             n_input, n_hidden, n_cat, n_layers, n_hidden, 0.0, inject_covariates
         )
-        self.px_scale_decoder = nn.Sequential(nn.Linear(n_hidden, n_output))  # o; softmax below
+        # o = W h + b; the softmax is in forward. (A Sequential: saved weights keep their key
+        # px_scale_decoder.0.)
+        self.px_scale_decoder = nn.Sequential(nn.Linear(n_hidden, n_output))
         self.px_r_decoder = nn.Linear(n_hidden, n_output)
         self.px_dropout_decoder = nn.Linear(n_hidden, n_output)
 

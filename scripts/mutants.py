@@ -35,9 +35,8 @@ MISTAKES = [
         "name": "tutorial-fig3-softmax-without-exp",
         "equation": "Fig. 3",
         "path": "scvi_edu/nn.py",
-        "find": "px_scale = self.px_scale_decoder(h)",
-        "replace": "o = self.px_scale_decoder[0](h)\n"
-        "        px_scale = o / torch.exp(o).sum(dim=-1, keepdim=True)",
+        "find": "px_scale = torch.softmax(o, dim=-1)",
+        "replace": "px_scale = o / torch.exp(o).sum(dim=-1, keepdim=True)",
         "description": "Fig. 3: rho_g = o_g / sum_j exp(o_j) (the exp of the numerator dropped)",
     },
     {

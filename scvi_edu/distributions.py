@@ -62,7 +62,9 @@ def _log_floor(mu: torch.Tensor) -> torch.Tensor:
 
 def log_poisson(x: torch.Tensor, rate: torch.Tensor) -> torch.Tensor:
     """log Poisson(x | rate) = x log(rate) - rate - log(x!)  (eq. (55), y | l, w)."""
+    # TASK 3.3 begin
     return x * _log_floor(rate) - rate - torch.lgamma(x + 1)
+    # TASK 3.3 end
 
 
 _STIRLING_FROM = 10.0  # theta above which log_gamma_ratio uses Stirling's series
@@ -105,12 +107,14 @@ def log_nb_positive(x: torch.Tensor, mu: torch.Tensor, theta: torch.Tensor) -> t
     log Gamma(x + theta) - log Gamma(theta) - log x!
       + theta log(theta / (theta + mu)) + x log(mu / (theta + mu)).
     """
+    # TASK 3.1 begin
     return (
         log_gamma_ratio(x, theta)
         - torch.lgamma(x + 1)
         - theta * torch.log1p(mu / theta)  # theta log(theta / (theta + mu))
         + x * (_log_floor(mu) - torch.log(theta + mu))  # x log(mu / (theta + mu))
     )
+    # TASK 3.1 end
 
 
 def log_zinb_positive(
@@ -125,10 +129,12 @@ def log_zinb_positive(
     the zero-case mixture weights swapped and ``x log(x / (theta + mu))`` for
     ``x log(mu / (theta + mu))`` (ledger (58), (59), (69)).
     """
+    # TASK 3.2 begin
     nb_zero = -theta * torch.log1p(mu / theta)  # log NB(0 | mu, theta)
     case_zero = F.softplus(nb_zero - zi_logits) - F.softplus(-zi_logits)
     case_positive = -F.softplus(zi_logits) + log_nb_positive(x, mu, theta)
     return torch.where(x > 0, case_positive, case_zero)
+    # TASK 3.2 end
 
 
 def log_normal(x: torch.Tensor, loc: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
@@ -148,12 +154,14 @@ def kl_normal(
     log(scale2 / scale1) - 1/2 + (scale1**2 + (loc1 - loc2)**2) / (2 scale2**2).
     Sum over the latent dimensions for the diagonal case of eq. (64).
     """
+    # TASK 4.1 begin
     return (
         torch.log(scale2)
         - torch.log(scale1)
         - 0.5
         + (scale1**2 + (loc1 - loc2) ** 2) / (2 * scale2**2)
     )
+    # TASK 4.1 end
 
 
 def kl_lognormal(

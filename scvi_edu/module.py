@@ -297,7 +297,9 @@ class VAE(nn.Module):
 
         shape = (n_samples,) if n_samples > 1 else ()
         # Reparameterisation trick, eq. (61): z = loc + scale * eps, eps ~ N(0, I).
+        # TASK 4.2 begin
         z = qz_loc + qz_scale * torch.randn(shape + qz_loc.shape, dtype=x.dtype, device=x.device)
+        # TASK 4.2 end
         if self.use_observed_lib_size:
             library = library.expand(shape + library.shape)
         else:
@@ -413,9 +415,11 @@ class VAE(nn.Module):
             ql_loc, ql_scale = inference_outputs["ql_loc"], inference_outputs["ql_scale"]
             kl_l = kl_normal(ql_loc, ql_scale, prior_loc, prior_scale).sum(dim=-1)
 
+        # TASK 4.5 begin
         loss = torch.mean(reconstruction_loss + kl_weight * kl_z + kl_l)
         elbo = -(reconstruction_loss + kl_z + kl_l)
         return LossOutput(loss, reconstruction_loss, kl_z, kl_l, elbo)
+        # TASK 4.5 end
 
     def forward(
         self,

@@ -185,7 +185,9 @@ class DecoderSCVI(nn.Module):
         self.px_decoder = FCLayers(
             n_input, n_hidden, n_cat, n_layers, n_hidden, 0.0, inject_covariates
         )
-        self.px_scale_decoder = nn.Sequential(nn.Linear(n_hidden, n_output), nn.Softmax(dim=-1))
+        # o = W h + b; the softmax is in forward. (A Sequential: saved weights keep their key
+        # px_scale_decoder.0.)
+        self.px_scale_decoder = nn.Sequential(nn.Linear(n_hidden, n_output))
         self.px_r_decoder = nn.Linear(n_hidden, n_output)
         self.px_dropout_decoder = nn.Linear(n_hidden, n_output)
 
@@ -198,9 +200,12 @@ class DecoderSCVI(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, torch.Tensor]:
         """Return ``px_scale, px_r, px_rate, px_dropout`` (``px_r`` None unless gene-cell)."""
         h = self.px_decoder(z, cat)
-        px_scale = self.px_scale_decoder(h)
+        o = self.px_scale_decoder(h)
+        # TASK 4.3 begin
+        px_scale = torch.softmax(o, dim=-1)  # rho_g = exp(o_g) / sum_j exp(o_j)
+        px_rate = torch.exp(library) * px_scale  # mu = l rho, eq. (56)
+        # TASK 4.3 end
         px_dropout = self.px_dropout_decoder(h)
-        px_rate = torch.exp(library) * px_scale
         px_r = self.px_r_decoder(h) if dispersion == "gene-cell" else None
         return px_scale, px_r, px_rate, px_dropout
 

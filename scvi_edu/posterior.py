@@ -393,6 +393,7 @@ def marginal_ll(
                 zs, ls = z[s : s + chunk], library[s : s + chunk]
                 g = module.generative(zs, ls, bb, yb)
                 lw = module.get_reconstruction_log_prob(xb, g)  # (chunk, cells)
+                # TASK 5.2 begin
                 zero, one = torch.zeros_like(zs), torch.ones_like(zs)
                 lw = lw + log_normal(zs, zero, one).sum(-1)  # log p(z), p = N(0, I)
                 lw = lw - log_normal(zs, draws["qz_loc"], draws["qz_scale"]).sum(-1)
@@ -400,8 +401,12 @@ def marginal_ll(
                     prior_loc, prior_scale = module.library_prior(bb, len(idx))  # eq. (62)
                     lw = lw + log_normal(ls, prior_loc, prior_scale).sum(-1)
                     lw = lw - log_normal(ls, draws["ql_loc"], draws["ql_scale"]).sum(-1)
+                # TASK 5.2 end
                 log_w.append(lw.to(torch.float64))
             log_w = torch.cat(log_w, dim=0)  # (K, cells)
-            result.append((torch.logsumexp(log_w, dim=0) - math.log(n_mc_samples)).cpu().numpy())
+            # TASK 5.2 begin
+            log_px = torch.logsumexp(log_w, dim=0) - math.log(n_mc_samples)
+            # TASK 5.2 end
+            result.append(log_px.cpu().numpy())
     out = np.concatenate(result)
     return float(out.mean()) if return_mean else out

@@ -113,9 +113,11 @@ def kl_weight_schedule(step: int, n_warmup_steps: int) -> float:
     ``step`` counts the optimiser steps from 0: the first step optimises the reconstruction
     term alone, and the weight reaches 1 at step ``n_warmup_steps``.
     """
+    # TASK 5.1 begin
     if n_warmup_steps <= 0:
         return 1.0
     return min(1.0, step / n_warmup_steps)
+    # TASK 5.1 end
 
 
 @dataclass

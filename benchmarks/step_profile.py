@@ -1,9 +1,9 @@
 """Where the time of one training step goes, and the fastest a step could be.
 
-Issue 2 asks for >= 3x scvi-tools' training speed. ``train_speed.py`` measures the ratio end to
-end; this script explains it. On one minibatch of 128 cells x 2,000 genes (1 thread, same
-architecture as ``train_speed.py``) it times, interleaved in blocks so that a machine's changing
-load hits all variants alike:
+``train_speed.py`` measures the speed ratio to scvi-tools end to end; this script explains it.
+On one minibatch of 128 cells x 2,000 genes (1 thread, same architecture as
+``train_speed.py``) it times, interleaved in blocks so that a machine's changing load hits all
+variants alike:
 
 * ``scvi_edu``: the module as committed (``likelihood_gradient="closed_form"``:
   ``fast_likelihood.zinb_log_likelihood``, gradient in closed form);

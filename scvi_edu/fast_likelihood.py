@@ -44,6 +44,7 @@ non-integer counts 0 < x < 1 are positive counts of the continuous extension.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
@@ -149,9 +150,10 @@ class _ZINBLogLikelihood(torch.autograd.Function):
     def forward(ctx, x, mu, theta, zi_logits, need_grad):
         ctx.shapes = (mu.shape, theta.shape, None if zi_logits is None else zi_logits.shape)
         theta = _shared_row(theta)  # the gradient still gets theta's own (broadcast) shape
-        shape = torch.broadcast_shapes(x.shape, mu.shape, theta.shape)
+        # numpy's broadcast_shapes: torch's imports sympy (~0.3 s CPU) the first time it is called
+        shape = np.broadcast_shapes(x.shape, mu.shape, theta.shape)
         if zi_logits is not None:
-            shape = torch.broadcast_shapes(shape, zi_logits.shape)
+            shape = np.broadcast_shapes(shape, zi_logits.shape)
             zi_logits = zi_logits.expand(shape)
         x, mu = x.expand(shape), mu.expand(shape)
         # Temporaries are updated in place where possible: each new (cells x genes) tensor

@@ -17,9 +17,11 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from .allocator import keep_freed_memory
 from .context import evaluating, seeded
 from .data import CountData, split_indices
 from .nn import recompute_batchnorm_statistics
+from .optim import Adam
 
 __all__ = ["train", "TrainConfig", "NonFiniteLossError", "kl_weight_schedule"]
 
@@ -51,7 +53,9 @@ def train(module, data: CountData, config=None, *, train_indices=None, validatio
         n_warmup_steps = cfg.n_warmup_steps(steps_per_epoch)
         module.to(cfg.device)
         params = [p for p in module.parameters() if p.requires_grad]
-        optimizer = _adam(params, cfg)
+        # scvi_edu.optim.Adam: torch's fused Adam kernel; torch.optim imports torch._dynamo (~1.2 s)
+        optimizer = Adam(params, lr=cfg.lr, eps=cfg.eps, weight_decay=cfg.weight_decay)
+        keep_freed_memory()  # malloc keeps a step's temporaries (scvi_edu/allocator.py says why)
         rows, step = [], 0
         best, best_epoch = -math.inf, 0
         module.validate_input = False  # CountData validated every count once
@@ -245,15 +249,6 @@ def _split(data: CountData, cfg: TrainConfig, seed: int, train_indices, validati
     if len(given[0]) < 2:
         raise ValueError(f"{len(given[0])} training cells: BatchNorm needs at least 2")
     return given[0], given[1]
-
-
-def _adam(params: list, cfg: TrainConfig) -> torch.optim.Adam:
-    """Adam; the fused kernel (one pass over all parameters) where this torch has it."""
-    kw = dict(lr=cfg.lr, eps=cfg.eps, weight_decay=cfg.weight_decay)
-    try:
-        return torch.optim.Adam(params, fused=True, **kw)
-    except (RuntimeError, ValueError, TypeError):
-        return torch.optim.Adam(params, **kw)
 
 
 def _evaluate(module, data: CountData, indices: np.ndarray, batch_size: int, device) -> dict:

@@ -130,7 +130,7 @@ B_enc = B if arch.encode_covariates else 0  # the encoders see s only with encod
 assert layers["z hidden"].in_features == G + B_enc and layers["decoder hidden"].in_features == d + B
 assert layers["NN5"].out_features == layers["NN6"].out_features == G
 
-# %%
+# %% tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(11, 4.6))
 ax.set_xlim(0, 11)
 ax.set_ylim(0, 4.7)

@@ -228,27 +228,6 @@ def zinb_moments() -> tuple[sp.Expr, sp.Expr]:
 # --- exercises ------------------------------------------------------------------------------
 
 
-def check_exercise_1(answer) -> None:
-    """Exercise 1 (chapter 3): the variance-to-mean ratio of NB(mu, theta) as a sympy expression.
-
-    Use the sympy symbols ``mu`` and ``theta`` of this module (positive). Raises AssertionError
-    on a wrong answer.
-    """
-    expr = sp.sympify(answer, locals={"mu": mu, "theta": theta})
-    m, v = nb_moments_mean_disp()
-    assert sp.simplify(expr - v / m) == 0, "not the variance-to-mean ratio of NB(mu, theta)"
-
-
-def check_exercise_2(answer: float, mean: float = 5.0, inv_disp: float = 2.0, pi: float = 0.3):
-    """Exercise 2 (chapter 3): P(X = 0) of ZINB(mu=5, theta=2, pi=0.3), to 1e-6.
-
-    pi is the probability of a technical zero. Raises AssertionError on a wrong answer.
-    """
-    nb0 = (inv_disp / (inv_disp + mean)) ** inv_disp
-    truth = pi + (1 - pi) * nb0
-    assert abs(float(answer) - truth) < 1e-6, "not P(X = 0) of this ZINB"
-
-
 def check_matched_theta(answer) -> None:
     """Chapter 3, exercise 1: theta' of the NB with the mean and variance of ZINB(mu, theta, pi).
 

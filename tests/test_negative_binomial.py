@@ -229,22 +229,3 @@ def test_monte_carlo_55_moments():
     se = math.sqrt(v / len(samples))
     assert abs(samples.mean() - m) < 4 * se
     assert samples.var() == pytest.approx(v, rel=0.03)
-
-
-# --- exercises ------------------------------------------------------------------------------
-
-
-def test_exercise_1_right_and_wrong():
-    NB.check_exercise_1(1 + NB.mu / NB.theta)
-    NB.check_exercise_1("(theta + mu) / theta")
-    with pytest.raises(AssertionError):
-        NB.check_exercise_1(1 + NB.theta / NB.mu)
-    with pytest.raises(AssertionError):
-        NB.check_exercise_1("mu / theta")
-
-
-def test_exercise_2_right_and_wrong():
-    ref = 0.3 + 0.7 * stats.nbinom.pmf(0, 2.0, 2.0 / 7.0)
-    NB.check_exercise_2(ref)
-    with pytest.raises(AssertionError):
-        NB.check_exercise_2(0.7 + 0.3 * stats.nbinom.pmf(0, 2.0, 2.0 / 7.0))  # swapped weights

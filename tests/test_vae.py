@@ -305,18 +305,7 @@ def test_gradient_estimators_unbiased_and_variances_match_sympy():
         assert np.all(est["score"].var(0) > 50 * est["reparam"].var(0))
 
 
-# ---- exercise and bad input --------------------------------------------------------------------
-def test_exercise_check_accepts_right_and_rejects_wrong():
-    T.check_exercise_2(2.0)
-    T.check_exercise_2(math.sqrt(36) - 4)
-    with pytest.raises(AssertionError):
-        T.check_exercise_2(5.0)
-    with pytest.raises(AssertionError):
-        T.check_exercise_2(math.sqrt(4 * 9))  # forgot to subtract gamma
-    with pytest.raises(ValueError):
-        T.check_exercise_2("two")
-
-
+# ---- bad input --------------------------------------------------------------------
 def test_bad_input_raises():
     with pytest.raises(ValueError, match="gamma"):
         T.sample_data(10, -1.0)

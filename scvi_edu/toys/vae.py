@@ -345,22 +345,3 @@ def gradient_estimates(
 # --------------------------------------------------------------------------------------------
 # Exercise
 # --------------------------------------------------------------------------------------------
-def check_exercise_2(answer: float) -> None:
-    """Exercise of chapter 2: |b|^2 at the stationary points along the noise direction, gamma = 4.
-
-    The stationary points with b parallel to (2, -1) satisfy (gamma + |b|^2)^2 = gamma (5 + gamma)
-    (the noise eigenvalue of Cov(x) is gamma). Raises AssertionError on a wrong answer.
-    """
-    try:
-        value = float(answer)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"the answer must be a number, got {answer!r}") from err
-    gamma = 4.0
-    lam_noise = gamma  # eigenvalue of Cov(x) = W W^T + gamma I along (2, -1)
-    expected = math.sqrt(lam_noise * (5 + gamma)) - gamma
-    assert math.isclose(value, expected, rel_tol=1e-9, abs_tol=1e-9), (
-        f"{value} is not |b|^2 at the noise-direction stationary points. Hint: with "
-        "a = b/(gamma + |b|^2) and C b = lambda b, the b-condition reduces to "
-        "(gamma + |b|^2)^2 = lambda (5 + gamma); which lambda belongs to (2, -1)?"
-    )
-    print("Correct: |b|^2 = sqrt(4 * 9) - 4 = 2 (the signal direction has |b|^2 = 5).")

@@ -4,7 +4,8 @@
 fork of the caller's generator: the block's draws (initial weights, dropout, the
 reparameterisation noise, count samples) are fixed by ``seed`` whatever the caller's RNG state,
 and the caller's state is the same afterwards. ``seed=None`` draws the seed from the caller's
-global generator, so ``torch.manual_seed`` beforehand also makes the block reproducible.
+global generator (one draw, the only change to the caller's state), so ``torch.manual_seed``
+beforehand also makes the block reproducible.
 
 ``evaluating(module)`` puts a module in eval mode (no dropout, BatchNorm's running statistics)
 without gradients, and restores the previous mode afterwards.
@@ -27,10 +28,13 @@ def draw_seed() -> int:
 
 @contextmanager
 def seeded(seed: int | None, device: str | torch.device | None = None) -> Iterator[int]:
-    """Fork Torch's RNG (CPU, and ``device`` if it is a CUDA device), seed it; yield the seed."""
+    """Fork Torch's RNG, seed it; yield the seed.
+
+    ``torch.manual_seed`` seeds the CPU generator and every CUDA device's, so the fork covers
+    every visible CUDA device too (``device``, the device computed on, is then covered as well).
+    """
     seed = draw_seed() if seed is None else int(seed)
-    device = torch.device("cpu" if device is None else device)
-    cuda_devices = [device.index or 0] if device.type == "cuda" else []
+    cuda_devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
     with torch.random.fork_rng(devices=cuda_devices):
         torch.manual_seed(seed)
         yield seed

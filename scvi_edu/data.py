@@ -26,6 +26,7 @@ import torch
 
 __all__ = [
     "CountData",
+    "check_indices",
     "minibatch_indices",
     "validate_counts",
     "encode_categories",
@@ -192,6 +193,28 @@ def split_indices(
         )
     perm = np.random.default_rng(seed).permutation(n_cells)
     return np.sort(perm[:n_train]), np.sort(perm[n_train:])
+
+
+def check_indices(indices, n_cells: int, name: str) -> np.ndarray:
+    """Cell indices as int64: integers in [0, n_cells) without repeats (None: none), or a boolean
+    mask with one entry per cell, turned into the indices of its True entries."""
+    idx = np.asarray([] if indices is None else indices)
+    if idx.dtype == bool:
+        if idx.shape != (n_cells,):
+            raise ValueError(
+                f"{name}: a boolean mask needs one entry per cell ({n_cells}), got shape "
+                f"{idx.shape}"
+            )
+        return np.flatnonzero(idx)
+    idx = idx.reshape(-1)
+    if idx.size and not np.issubdtype(idx.dtype, np.integer):
+        raise ValueError(f"{name} must be integer cell indices or a boolean mask, got {idx.dtype}")
+    idx = idx.astype(np.int64)
+    if idx.size and (idx.min() < 0 or idx.max() >= n_cells):
+        raise ValueError(f"{name} must select cells among 0..{n_cells - 1}")
+    if len(np.unique(idx)) != len(idx):
+        raise ValueError(f"{name} selects some cells more than once")
+    return idx
 
 
 def minibatch_indices(

@@ -87,7 +87,7 @@ def _count_terms(
     psi(x + theta) - psi(theta); shape of ``x``, dtype of ``x``."""
     n_genes = x.shape[-1]
     x2 = x.reshape(-1, n_genes)
-    if theta.numel() == n_genes:
+    if theta.shape[-1:] == (n_genes,) and theta.numel() == n_genes:  # one theta per gene
         theta_rows = theta.reshape(1, n_genes)
     else:
         theta_rows = theta.expand(x.shape).reshape(-1, n_genes)

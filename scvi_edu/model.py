@@ -33,7 +33,7 @@ import torch
 
 from . import differential, posterior
 from .context import draw_seed, evaluating, seeded
-from .data import CountData, split_indices
+from .data import CountData, check_indices, split_indices
 from .module import VAE
 from .train import TrainConfig
 from .train import train as _train
@@ -212,6 +212,10 @@ class SCVI:
             train_indices, validation_indices = split_indices(
                 self._data.n_cells, train_size, config.seed
             )
+        train_indices = check_indices(train_indices, self._data.n_cells, "train_indices")
+        validation_indices = check_indices(
+            validation_indices, self._data.n_cells, "validation_indices"
+        )
         self.history = _train(
             self.module,
             self._data,
@@ -219,10 +223,7 @@ class SCVI:
             train_indices=train_indices,
             validation_indices=validation_indices,
         )
-        self.train_indices = np.asarray(train_indices, dtype=np.int64)
-        self.validation_indices = np.asarray(
-            [] if validation_indices is None else validation_indices, dtype=np.int64
-        )
+        self.train_indices, self.validation_indices = train_indices, validation_indices
         self.is_trained = True
 
     # -- queries ---------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from .allocator import keep_freed_memory
 from .context import evaluating, seeded
-from .data import CountData, split_indices
+from .data import CountData, check_indices, split_indices
 from .nn import recompute_batchnorm_statistics
 from .optim import Adam
 
@@ -58,7 +58,7 @@ def train(module, data: CountData, config=None, *, train_indices=None, validatio
         keep_freed_memory()  # malloc keeps a step's temporaries (scvi_edu/allocator.py says why)
         rows, step = [], 0
         best, best_epoch = -math.inf, 0
-        module.validate_input = False  # CountData validated every count once
+        validate_input, module.validate_input = module.validate_input, False  # counts checked once
         pbar = tqdm(range(cfg.max_epochs), desc="Training", disable=not cfg.progress_bar)
         try:
             for epoch in pbar:
@@ -106,7 +106,7 @@ def train(module, data: CountData, config=None, *, train_indices=None, validatio
                 )
         finally:
             pbar.close()
-            module.validate_input = True
+            module.validate_input = validate_input
             module.eval()
     return pd.DataFrame(rows).set_index("epoch")
 
@@ -245,15 +245,13 @@ def _split(data: CountData, cfg: TrainConfig, seed: int, train_indices, validati
         if validation_indices is not None:
             raise ValueError("validation_indices needs train_indices (the training cells) too")
         return split_indices(data.n_cells, cfg.train_size, seed)
-    given = []
-    for name, idx in (("train_indices", train_indices), ("validation_indices", validation_indices)):
-        idx = np.asarray(idx if idx is not None else [], dtype=np.int64).reshape(-1)
-        if idx.size and (idx.min() < 0 or idx.max() >= data.n_cells):
-            raise ValueError(f"{name} must select cells among 0..{data.n_cells - 1}")
-        given.append(idx)
-    if len(given[0]) < 2:
-        raise ValueError(f"{len(given[0])} training cells: BatchNorm needs at least 2")
-    return given[0], given[1]
+    train = check_indices(train_indices, data.n_cells, "train_indices")
+    validation = check_indices(validation_indices, data.n_cells, "validation_indices")
+    if np.intersect1d(train, validation).size:
+        raise ValueError("train_indices and validation_indices share cells")
+    if len(train) < 2:
+        raise ValueError(f"{len(train)} training cells: BatchNorm needs at least 2")
+    return train, validation
 
 
 def _evaluate(module, data: CountData, indices: np.ndarray, batch_size: int, device) -> dict:

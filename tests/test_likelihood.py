@@ -15,6 +15,7 @@ import mpmath as mp
 import numpy as np
 import pytest
 import torch
+from scipy import stats
 
 from scvi_edu import fast_likelihood as FL
 from scvi_edu.distributions import log_nb_positive, log_zinb_positive
@@ -295,3 +296,17 @@ def test_theta_broadcast_over_cells_is_read_as_one_row():
     assert FL._shared_row(row.expand_as(mu)).shape == (9,)
     assert FL._shared_row(theta.expand(3, 12, 9)).shape == (9,)
     assert FL._shared_row(mu).shape == mu.shape  # a real (n, G) theta stays as it is
+
+
+def test_a_theta_per_cell_of_shape_n_by_1_is_not_taken_for_a_gene_row():
+    """theta of shape (n, 1) with n == G has G elements but one value per *cell*: it must be
+    broadcast over genes, not read as the per-gene row (that once gave log-pmfs > 0)."""
+    gen = torch.Generator().manual_seed(3)
+    x = torch.poisson(torch.full((5, 5), 4.0, dtype=T64), generator=gen)
+    mu = torch.rand(5, 5, dtype=T64, generator=gen) * 8 + 0.5
+    theta = torch.tensor([[0.5], [1.0], [2.0], [5.0], [20.0]], dtype=T64)
+    got = zinb_log_likelihood(x, mu, theta)
+    ref = torch.as_tensor(
+        stats.nbinom.logpmf(x.numpy(), theta.numpy(), (theta / (theta + mu)).numpy()).sum(-1)
+    )
+    torch.testing.assert_close(got, ref, rtol=1e-10, atol=1e-10)

@@ -52,6 +52,7 @@ def test_same_parameters_as_torch_adam(fused, dtype):
         (o.detach() - p).abs().max().item() for o, p in zip(ours, _params(dtype), strict=True)
     )
     assert moved > 0.1, "the parameters did not move: the comparison would be vacuous"
+    assert opt.fused == fused, "the fused kernel fell back to the formulas: it was not tested"
 
 
 def test_bad_hyper_parameters_are_refused():

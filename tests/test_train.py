@@ -83,3 +83,25 @@ def test_training_ends_with_batchnorm_statistics_of_the_training_cells(small_ada
             np.testing.assert_allclose(bn.running_mean.numpy(), ref, rtol=1e-4, atol=1e-4)
         else:
             assert np.abs(bn.running_mean.numpy() - ref).max() > 0.1
+
+
+def test_given_split_is_checked_and_a_boolean_mask_is_accepted(small_adata):
+    """A boolean mask means its True cells (it was once read as the indices 0 and 1); float,
+    repeated, out-of-range or overlapping indices raise ValueError naming the argument."""
+    n = small_adata.n_obs
+    mask = np.arange(n) % 4 != 0
+    model = SCVI(small_adata, seed=0, n_hidden=8, n_latent=2)
+    model.train(max_epochs=1, seed=0, progress_bar=False, train_indices=mask,
+                validation_indices=~mask)  # fmt: skip
+    np.testing.assert_array_equal(model.train_indices, np.flatnonzero(mask))
+    np.testing.assert_array_equal(model.validation_indices, np.flatnonzero(~mask))
+    bad = {
+        "integer cell indices": dict(train_indices=[0.5, 1.7, 2.2]),
+        "more than once": dict(train_indices=[0, 1, 1, 2]),
+        "among 0": dict(train_indices=[0, 1, n]),
+        "one entry per cell": dict(train_indices=mask[:-1]),
+        "share cells": dict(train_indices=np.arange(10), validation_indices=[9, 10]),
+    }
+    for message, split in bad.items():
+        with pytest.raises(ValueError, match=message):
+            model.train(max_epochs=1, seed=0, progress_bar=False, **split)

@@ -28,7 +28,8 @@ the tutorial (:data:`TIERS`, most serious first).
     a false claim of the prose ("cannot be solved", "gamma ~ 1"): nothing is computed from it,
     but a reader who believes it learns something false. Verdict ``wrong``, a prose label.
 ``slip``
-    a typo with an obvious reading: exactly the verdict ``slip``.
+    a typo, a sign ambiguity or an approximate statement (an imprecision) with an obvious reading
+    that is proved: exactly the verdict ``slip``.
 
 Use :func:`classify` inside a check: it turns the two computed facts into the verdict.
 Chapters register their entries in the modules listed in ``_CHAPTER_MODULES``.

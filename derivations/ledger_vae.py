@@ -573,8 +573,10 @@ def check_after_54_proportional() -> str:
     ratio = sp.simplify(var_eps / g)
     printed = not ratio.has(g)  # proportional <=> the ratio does not depend on g
     # correction: g/(5+g) ~ g/5 for small g and tends to 1 (the prior) as g -> oo
-    assert sp.limit(ratio, g, 0) == sp.Rational(1, 5) and sp.limit(var_eps, g, sp.oo) == 1
-    return classify(printed)
+    assert sp.limit(var_eps, g, sp.oo) == 1
+    # an approximate statement, not an error: for small g the ratio tends to a constant, 1/5
+    reading = sp.limit(ratio, g, 0) == sp.Rational(1, 5)
+    return classify(printed, reading)
 
 
 def check_after_54_noise() -> str:
@@ -965,13 +967,13 @@ ENTRIES = [
         "text after (54): proportional",
         "noise on the latent",
         r"\text{impact of noise on } Z \text{ proportional to the noise level } \gamma",
-        "wrong",
+        "slip",
         r"\mathrm{Var}(\epsilon_z) = \frac{\gamma}{5+\gamma}: \approx \gamma/5 \text{ for } \gamma\ll5,\ \to 1 \text{ (the prior) as } \gamma\to\infty",
         "the ratio Var(eps_z)/gamma = 1/(5+gamma) depends on gamma.",
         check_after_54_proportional,
         demo="Extrapolating proportionally from gamma = 1 (1/6) to gamma = 10 predicts 10/6 > 1, "
         "more than the prior variance; the truth is 10/15.",
-        tier="wrong statement",
+        tier="slip",
     ),
     Entry(
         "text after (54): noise model",

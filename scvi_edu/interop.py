@@ -15,7 +15,7 @@ leaves its weights out; loading scvi_edu's weights into such a scvi-tools ``VAE`
 ``load_state_dict(..., strict=False)``, the missing keys being exactly ``l_encoder.*``.
 
 The encoders match scvi-tools' only with
-``var_activation=torch.exp`` (scvi_edu's default is softplus, see ``scvi_edu.nn.Encoder``).
+``var_activation="exp"`` (scvi_edu's default is softplus, see ``scvi_edu.nn.Encoder``).
 ``tests/test_scvi_tools_equivalence.py`` loads a scvi-tools ``VAE``'s weights into a
 ``scvi_edu`` ``VAE`` with these functions and checks that both compute the same numbers.
 """

@@ -24,7 +24,7 @@ Deliberate differences from the tutorial (each with its reason):
 * ``library`` is the *log* library size everywhere (``log l_n``), so q(l) is a Gaussian on it
   and its KL is that of eq. (63)/(65).
 * The encoder's variance is ``softplus(.) + 1e-4`` instead of scvi-tools' ``exp(.) + 1e-4``
-  (``scvi_edu.nn.Encoder``: no overflow, hence no NaN); ``var_activation=torch.exp`` gives
+  (``scvi_edu.nn.Encoder``: no overflow, hence no NaN); ``var_activation="exp"`` gives
   scvi-tools' encoder.
 * Numerical guards (not in the tutorial): ``theta = exp(px_r)`` with ``px_r`` clamped to
   ``[log 1e-6, log 1e8]`` (the range where ``scvi_edu.distributions`` is tested stable; beyond

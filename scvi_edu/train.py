@@ -201,8 +201,13 @@ class TrainConfig:
         self.max_epochs = int(self.max_epochs)
         if not self.lr > 0 or not math.isfinite(self.lr):
             raise ValueError(f"lr must be a positive number, got {self.lr!r}")
-        if self.batch_size < 2:
-            raise ValueError(f"batch_size must be >= 2 (BatchNorm), got {self.batch_size}")
+        if int(self.batch_size) != self.batch_size or self.batch_size < 2:
+            raise ValueError(
+                f"batch_size must be an integer >= 2 (BatchNorm), got {self.batch_size}"
+            )
+        self.batch_size = int(self.batch_size)
+        if self.seed is not None and (int(self.seed) != self.seed or self.seed < 0):
+            raise ValueError(f"seed must be a non-negative integer or None, got {self.seed!r}")
         if not 0.0 <= self.kl_warmup_fraction <= 1.0:
             raise ValueError(f"kl_warmup_fraction must be in [0, 1], got {self.kl_warmup_fraction}")
         if self.n_epochs_kl_warmup is not None and not 0 <= self.n_epochs_kl_warmup <= (

@@ -105,3 +105,19 @@ def test_given_split_is_checked_and_a_boolean_mask_is_accepted(small_adata):
     for message, split in bad.items():
         with pytest.raises(ValueError, match=message):
             model.train(max_epochs=1, seed=0, progress_bar=False, **split)
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (dict(batch_size=2.5), "batch_size must be an integer"),
+        (dict(batch_size=1), "batch_size must be an integer >= 2"),
+        (dict(seed=-1), "seed must be a non-negative integer"),
+        (dict(seed=1.5), "seed must be a non-negative integer"),
+    ],
+)
+def test_train_config_rejects_bad_settings_with_a_named_value_error(option, message):
+    from scvi_edu.train import TrainConfig
+
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(max_epochs=1, **option)

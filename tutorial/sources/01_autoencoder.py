@@ -26,12 +26,13 @@
 # | symbol | meaning in chapter 1 | later chapters |
 # |---|---|---|
 # | $\mathbf v = (1, 2)$ | direction of the data line | $w = (1,2)$ in chapter 2 |
+# | $\mathbf w = (2, -1)$ | direction orthogonal to the line | $w$: the decoder weight $(1,2)$ (ch. 2); the Gamma expression level (ch. 3) |
 # | $a_1, a_2$; $b_1, b_2$ | encoder; decoder weights | the same (chapter 2) |
-# | $s = a_1 + 2a_2$ | what the encoder does on the line: $z = s\,x_1$ | $s_n$ = the batch of cell $n$ (ch. 3–6) |
+# | $s = a_1 + 2a_2$ | what the encoder does on the line: $z = s\,x_1$ | $s = \lVert b\rVert^2$ (ch. 2); $s_n$ = the batch of cell $n$ (ch. 3–6) |
 # | $\gamma = \frac1N\sum_n x_{n,1}^2$ | second moment of the data (3) | noise variance (ch. 2) |
 # | $\lambda$ | penalty weight | an eigenvalue (ch. 2) |
 # | $\delta = b_1^2 + b_2^2$ | squared decoder norm | — |
-# | $\alpha, \beta$ | $\mathbf a = \alpha\mathbf v$, $\mathbf b = \beta\mathbf v$ | $\beta$: a scale along an eigenvector (ch. 2) |
+# | $\alpha, \beta$ | $\mathbf a = \alpha\mathbf v$, $\mathbf b = \beta\mathbf v$ | $\beta$: the β-VAE weight, $\beta_n$, $\beta_1, \beta_2$ scales of $b$ (ch. 2); the Gamma rate $\theta/\rho$ (ch. 3) |
 # | $\mathbf b_\perp$ | decoder component orthogonal to $\mathbf v$ | — |
 
 # %%

@@ -68,12 +68,12 @@ g, x1, x2, z = V.gamma, V.x1, V.x2, V.z
 a1, a2, b1, b2 = V.PARAMS
 
 
-def md(df, digits=4):
-    """Display a DataFrame as a Markdown table, so that $...$ in its labels renders as math."""
+def md(df):
+    """Display a (rounded) DataFrame as a Markdown table, so that $...$ in its labels renders."""
     head = [df.index.name or ""] + [str(c) for c in df.columns]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for idx, row in zip(df.index, df.itertuples(index=False), strict=True):
-        cells = [f"{v:.{digits}g}" if isinstance(v, float) else str(v) for v in row]
+        cells = [("" if np.isnan(v) else f"{v:g}") if isinstance(v, float) else str(v) for v in row]
         lines.append("| " + " | ".join([str(idx), *cells]) + " |")
     display(Markdown("\n".join(lines)))
 
@@ -216,7 +216,7 @@ table.columns = [
     "$\\operatorname{Var} x_2$",
     "$\\operatorname{Cov}(x_1, x_2)$",
 ]
-md(table.round(3), digits=3)
+md(table.round(3))
 # each entry within 5 standard errors of the formula (Var of a sample covariance ~ (s_ii s_jj + s_ij^2)/n)
 se = np.sqrt((np.outer(np.diag(formula), np.diag(formula)) + formula**2) / n_sim)
 assert np.all(np.abs(emp_cov - formula) < 5 * se)
@@ -312,7 +312,7 @@ gammas = [sp.Rational(1, 2), sp.Integer(1), sp.Integer(4)]
 penalties = pd.DataFrame(
     {
         "code penalty": [float(gv) for gv in gammas],
-        "ridge on b": [str(gv / (5 + gv)) for gv in gammas],
+        "ridge on $b$": [str(gv / (5 + gv)) for gv in gammas],
         "ridge (decimal)": [float(gv / (5 + gv)) for gv in gammas],
     },
     index=pd.Index([float(gv) for gv in gammas], name="$\\gamma$"),
@@ -440,8 +440,8 @@ classes = pd.DataFrame(
         "$b$ at $\\gamma = 1$": [
             "(" + ", ".join(f"{float(e.subs(g, 1)):+.3f}" for e in p["b"]) + ")" for p in points
         ],
-        "Hessian of L": [kinds[p["name"]][0] for p in points],
-        "L": [float(kinds[p["name"]][1]) for p in points],
+        "Hessian of $L$": [kinds[p["name"]][0] for p in points],
+        "$L$": [float(kinds[p["name"]][1]) for p in points],
     },
     index=[p["name"] for p in points],
 )
@@ -704,7 +704,7 @@ estimators = pd.DataFrame(
     columns=["$\\partial/\\partial a_1$", "$\\partial/\\partial a_2$"],
     index=["reparameterised (36)", "score function", "exact (sympy, below)"],
 )
-md(estimators.round(3), digits=3)
+md(estimators.round(3))
 display(
     Markdown(
         f"differentiate (35) through the sampled $z$: `grad_fn` is `{est_35.grad_fn}`, no gradient"

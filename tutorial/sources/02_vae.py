@@ -1,5 +1,5 @@
 # %% [markdown]
-# # Chapter 2 — The variational autoencoder: the ELBO, and a Gaussian example you can solve exactly
+# # Chapter 2 — The variational autoencoder and the ELBO (tutorial eqs. (29)–(54))
 #
 # The autoencoder of chapter 1 compresses a cell to a code and back, but it is not a model of the
 # data: it cannot generate new cells, it says nothing about how certain a code is, and its penalty

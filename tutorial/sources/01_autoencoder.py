@@ -26,12 +26,13 @@
 # | symbol | meaning in chapter 1 | later chapters |
 # |---|---|---|
 # | $\mathbf v = (1, 2)$ | direction of the data line | $w = (1,2)$ in chapter 2 |
+# | $\mathbf w = (2, -1)$ | direction orthogonal to the line | $w$: the decoder weight $(1,2)$ (ch. 2); the Gamma expression level (ch. 3) |
 # | $a_1, a_2$; $b_1, b_2$ | encoder; decoder weights | the same (chapter 2) |
-# | $s = a_1 + 2a_2$ | what the encoder does on the line: $z = s\,x_1$ | $s_n$ = the batch of cell $n$ (ch. 3–6) |
+# | $s = a_1 + 2a_2$ | what the encoder does on the line: $z = s\,x_1$ | $s = \lVert b\rVert^2$ (ch. 2); $s_n$ = the batch of cell $n$ (ch. 3–6) |
 # | $\gamma = \frac1N\sum_n x_{n,1}^2$ | second moment of the data (3) | noise variance (ch. 2) |
 # | $\lambda$ | penalty weight | an eigenvalue (ch. 2) |
 # | $\delta = b_1^2 + b_2^2$ | squared decoder norm | — |
-# | $\alpha, \beta$ | $\mathbf a = \alpha\mathbf v$, $\mathbf b = \beta\mathbf v$ | $\beta$: a scale along an eigenvector (ch. 2) |
+# | $\alpha, \beta$ | $\mathbf a = \alpha\mathbf v$, $\mathbf b = \beta\mathbf v$ | $\beta$: the β-VAE weight, $\beta_n$, $\beta_1, \beta_2$ scales of $b$ (ch. 2); the Gamma rate $\theta/\rho$ (ch. 3) |
 # | $\mathbf b_\perp$ | decoder component orthogonal to $\mathbf v$ | — |
 
 # %%
@@ -49,6 +50,7 @@ import torch
 from IPython.display import Markdown, Math, display
 
 from derivations import autoencoder as A
+from derivations.ledger import TIERS
 from derivations.ledger_autoencoder import ENTRIES
 from scvi_edu.exercises import (
     EXERCISE_CH1_START,
@@ -252,8 +254,8 @@ assert J.rank() == 2 and A.manifold_dimension() == 2
 # $\mathbf w = (2, -1)$: $\mathbf a\cdot\mathbf w$ keeps its starting value, and the start decides
 # the end. Adam rescales each coordinate separately and does move that component: a different
 # algorithm, a different point, as the tutorial says ("which solution arrived is depends on the
-# algorithm"). Exercise 2 finds the second quantity that gradient descent conserves and predicts
-# the end point exactly.
+# algorithm"). Exercise 2 finds a second quantity that gradient *flow* (the small-step limit of
+# gradient descent) conserves, and predicts the end point to within the learning rate's effect.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -339,7 +341,7 @@ assert tp[-1].max() < 1e-8 and tp[0].max() > 0.5
 # The tutorial adds that asking for $z\sim N(0,1)$ "gives $a_1 + 2a_2 = 1,\ b_1 = 1,\ b_2 = 2$".
 # With $x_1\sim N(0,1)$, $z = s\,x_1\sim N(0, s^2)$, so $s^2 = 1$: $s = +1$ **or** $s = -1$, with
 # $\mathbf b = \pm(1, 2)$. A standard normal is symmetric, so the sign is not identified. This is
-# an imprecision (one of two mirror answers is given), not an error that changes a number; the
+# a slip (an imprecision: one of two mirror answers is given), not an error that changes a number; the
 # remaining freedom along $a_1 + 2a_2 = \pm1$ is harmless, as the tutorial says.
 
 # %% [markdown]
@@ -443,14 +445,15 @@ assert kind == "minimum"
 # the reconstruction $\tilde{\mathbf x} = 5a_1b_1\,\mathbf x = (1 - \tfrac{\lambda}{5\gamma})\,
 # \mathbf x$: on the line, shrunk towards 0 by a factor that tends to 1 as $\lambda\to0$ for
 # **every** $\gamma$. (The tutorial's gain $\frac{5\sqrt\gamma-\lambda}{5\gamma\sqrt\gamma}$ after
-# (27) inherits the error of (25): at $\lambda = 0$ it would be $1/\gamma\approx 2.34$.)
+# (27) inherits the error of (25): at $\lambda = 0$ it would be $1/\gamma = 180/77$, a
+# reconstruction larger than the data.)
 #
 # ### Torch: the penalised autoencoder lands on the closed form
 #
 # For two data scales ($\gamma = 77/180$, and the data (3) multiplied by 1.5, $\gamma = 2.25\cdot
 # 77/180$) and three $\lambda$ each (four random starts per $\lambda$), gradient descent reaches
 # the corrected closed form (up to the symmetry $(\mathbf a, \mathbf b)\to(-\mathbf a, -\mathbf
-# b)$), and the origin once $\lambda > 5\gamma$ (the last row).
+# b)$), and the origin once $\lambda > 5\gamma$ (the third and last rows).
 
 
 # %%
@@ -548,6 +551,7 @@ table(
             r"$F(t^*)/\gamma$ at $\mu = \mu^*$",
             sp.nsimplify(sp.simplify(F_red.subs({t: t_star, mu: mu_star}))),
         ),
+        (r"$\mu^*$", f"{float(mu_star):.4f}"),
         (r"$\lambda^* = \mu^*\gamma$", f"{lam_star:.4f}"),
         (r"$\ell_2$ collapse, $5\gamma$", f"{5 * float(g0):.4f}"),
     ],
@@ -649,31 +653,45 @@ plt.show()
 # constrains the distribution of $z$; chapter 2's variational autoencoder adds exactly that.
 #
 # The ledger entries of this chapter that are not `ok` (each verdict is
-# recomputed by `tests/test_ledger.py`). Ranked by consequence: (25), (26) and the gain after (27)
-# **break computation** (they give wrong numbers whenever $\gamma\neq1$); "$\gamma\approx1$" is
-# a **wrong statement** (it is what hides the error of (25)); the sign of $s$ after (14) is an
-# imprecision; (7), (12), (19) and (28) are **slips** with an obvious reading.
+# recomputed by `tests/test_ledger.py`), ranked by the ledger's tier: (25), (26) and the gain
+# after (27) **break computation** (they give wrong numbers whenever $\gamma\neq1$);
+# "$\gamma\approx1$" is a **wrong statement** (it is what hides the error of (25)); the sign of
+# $s$ after (14) is a **slip** (an imprecision), and (7), (12), (19) and (28) are **slips** with an
+# obvious reading.
 
 # %%
-# consequence of each entry, as argued in this chapter's text
-consequence = {
-    "(25)": "breaks computation",
-    "(26)": "breaks computation",
-    "text after (27): gain": "breaks computation",
-    "text after (23): gamma ~ 1": "wrong statement",
-    "text after (14): VAE": "imprecision (sign)",
-}
+# the tier (consequence) and the verdict both come from the ledger
 bad = [e for e in ENTRIES if e.verdict != "ok"]
-bad.sort(key=lambda e: list(consequence).index(e.label) if e.label in consequence else 9)
+bad.sort(key=lambda e: TIERS.index(e.tier))
 table(
-    ["equation", "consequence", "ledger verdict"],
-    [(e.label, consequence.get(e.label, "slip"), e.verdict) for e in bad],
+    ["equation", "tier (consequence)", "ledger verdict"],
+    [(e.label, e.tier, e.verdict) for e in bad],
 )
-assert {e.label for e in bad if e.verdict == "slip"}.isdisjoint(consequence)
+assert {e.label for e in bad if e.tier == "breaks computation"} == {
+    "(25)",
+    "(26)",
+    "text after (27): gain",
+}
+assert [e.label for e in bad if e.tier == "wrong statement"] == ["text after (23): gamma ~ 1"]
 table(
     ["ledger entries", "numbered equations", "not ok"],
     [(len(ENTRIES), sum(e.number is not None for e in ENTRIES), len(bad))],
 )
+
+# %% [markdown]
+# ## Key takeaways
+#
+# * An autoencoder's loss can have a **manifold of minimisers**: here a 2-dimensional one, because
+#   $(\mathbf a, \mathbf b)\to(c\,\mathbf a, \mathbf b/c)$ and the encoder's component along
+#   $(2,-1)$ change nothing. Which minimiser training returns is decided by the optimizer and the
+#   start, through quantities the optimizer conserves.
+# * An $\ell_2$ penalty selects the **balanced** minimiser $\mathbf a = \mathbf b$ and shrinks the
+#   reconstruction by $1 - \lambda/(5\gamma)$; an $\ell_1$ penalty selects a **sparse** encoder,
+#   moves the reconstruction off the data line and collapses to 0 by a jump at $\lambda^*$.
+# * Check closed forms at generic parameter values: the tutorial's (25) is right only at
+#   $\gamma = 1$, the one value its check (27) uses, while the data (3) have $\gamma = 77/180$.
+# * Reconstruction alone says nothing about the distribution of the code $z$; chapter 2 adds a
+#   prior on $z$ and turns the autoencoder into a variational one.
 
 # %% [markdown]
 # ## Exercises
@@ -724,30 +742,18 @@ table(["exercise: your answer", "the check says"], answers)
 assert all(said != "right" for _, said in answers)  # the guesses above are wrong
 
 # %% [markdown]
-# ## Key takeaways
-#
-# * An autoencoder's loss can have a **manifold of minimisers**: here a 2-dimensional one, because
-#   $(\mathbf a, \mathbf b)\to(c\,\mathbf a, \mathbf b/c)$ and the encoder's component along
-#   $(2,-1)$ change nothing. Which minimiser training returns is decided by the optimizer and the
-#   start, through quantities the optimizer conserves.
-# * An $\ell_2$ penalty selects the **balanced** minimiser $\mathbf a = \mathbf b$ and shrinks the
-#   reconstruction by $1 - \lambda/(5\gamma)$; an $\ell_1$ penalty selects a **sparse** encoder,
-#   moves the reconstruction off the data line and collapses to 0 by a jump at $\lambda^*$.
-# * Check closed forms at generic parameter values: the tutorial's (25) is right only at
-#   $\gamma = 1$, the one value its check (27) uses, while the data (3) have $\gamma = 77/180$.
-# * Reconstruction alone says nothing about the distribution of the code $z$; chapter 2 adds a
-#   prior on $z$ and turns the autoencoder into a variational one.
-
-# %% [markdown]
 # ## Solutions
 #
 # <details><summary>Solution to exercise 1</summary>
 #
-# (a) For fixed $\mathbf b$ the loss depends on $\mathbf a$ through $s = \mathbf a\cdot\mathbf v$
-# and $\lambda_a\lVert\mathbf a\rVert^2$; among all $\mathbf a$ with the same $s$ the norm is
-# smallest along $\mathbf v$, so $\mathbf a = \alpha\mathbf v$. For fixed $\mathbf a$, minimising
-# $\gamma\lVert\mathbf v - s\mathbf b\rVert^2 + \lambda_b\lVert\mathbf b\rVert^2$ gives
-# $\mathbf b = \frac{\gamma s}{\gamma s^2 + \lambda_b}\mathbf v$. With $s = 5\alpha$ the two
+# (a) The loss depends on $\mathbf a$ through $s = \mathbf a\cdot\mathbf v$ and
+# $\lambda_a\lVert\mathbf a\rVert^2$, so at a stationary point
+# $\nabla_{\mathbf a}L = \frac{\partial L}{\partial s}\mathbf v + 2\lambda_a\mathbf a = 0$: with
+# $\lambda_a > 0$, $\mathbf a = -\frac{1}{2\lambda_a}\frac{\partial L}{\partial s}\mathbf v$ is
+# parallel to $\mathbf v$, $\mathbf a = \alpha\mathbf v$. And
+# $\nabla_{\mathbf b}L = -2\gamma s(\mathbf v - s\mathbf b) + 2\lambda_b\mathbf b = 0$ reads
+# $(\gamma s^2 + \lambda_b)\mathbf b = \gamma s\,\mathbf v$, so $\mathbf b = \frac{\gamma
+# s}{\gamma s^2 + \lambda_b}\mathbf v = \beta\mathbf v$. With $s = 5\alpha$ the two
 # conditions are $\alpha(25\gamma\beta^2 + \lambda_a) = 5\gamma\beta$ and
 # $\beta(25\gamma\alpha^2 + \lambda_b) = 5\gamma\alpha$. Multiplying the first by $\alpha$ and the
 # second by $\beta$ and subtracting: $\lambda_a\alpha^2 = \lambda_b\beta^2$.
@@ -787,6 +793,7 @@ assert all(said != "right" for _, said in answers)  # the guesses above are wron
 # (c) confirms it; in general $s$ can change sign on the way), so $s\approx 2.121$ and the end
 # point is $(a_1, a_2, b_1, b_2)\approx(0.8642, 0.6283, 0.4715, 0.9430)$.
 #
-# (c) With `lr=0.005` Torch ends within about $10^{-3}$ of this point.
+# (c) With `lr=0.005` Torch ends close to this point but not on it: each discrete step moves $c$ by
+# a term of order $\text{lr}^2$ (part (a)), and the distance grows with the learning rate.
 #
 # </details>

@@ -24,10 +24,12 @@
 # | $\mu = l\rho$ | `mu` (`px_rate`) | NB mean |
 
 # %%
+import contextlib
+import io
 import math
 import random
+import re
 import sys
-import textwrap
 import warnings
 
 warnings.filterwarnings("ignore")
@@ -38,7 +40,7 @@ import numpy as np
 import pandas as pd
 import sympy as sp
 import torch
-from IPython.display import Math, display
+from IPython.display import Markdown, Math, display
 from scipy import optimize, special, stats
 
 from derivations import negative_binomial as NB
@@ -49,6 +51,17 @@ from scvi_edu.distributions import log_nb_positive, log_zinb_positive
 from scvi_edu.exercises import check_theta_fit
 from scvi_edu.fast_likelihood import zinb_log_likelihood
 
+
+def md(df):
+    """Display a (rounded) DataFrame as a Markdown table, so that $...$ in its labels renders."""
+    head = [df.index.name or ""] + [str(c) for c in df.columns]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for idx, row in zip(df.index, df.itertuples(index=False), strict=True):
+        cells = [("" if np.isnan(v) else f"{v:g}") if isinstance(v, float) else str(v) for v in row]
+        lines.append("| " + " | ".join([str(idx), *cells]) + " |")
+    display(Markdown("\n".join(lines)))
+
+
 torch.manual_seed(0)
 rng = np.random.default_rng(0)
 random.seed(0)
@@ -58,9 +71,9 @@ torch.set_num_threads(1)
 # %% [markdown]
 # ## 3.1 Why not Poisson? Real counts are over-dispersed
 #
-# A Poisson count has variance equal to its mean. Take the 700 blood cells of
-# `scvi_edu.datasets.pbmc68k_counts()` (765 genes, integer UMI counts) and compare, gene by gene,
-# the sample variance with the sample mean:
+# A Poisson count has variance equal to its mean. Take the blood cells of
+# `scvi_edu.datasets.pbmc68k_counts()` (integer UMI counts; the table gives their size) and
+# compare, gene by gene, the sample variance with the sample mean:
 
 # %%
 pbmc = pbmc68k_counts()
@@ -70,20 +83,33 @@ expressed = gene_mean > 0
 ratio_vm = gene_var[expressed] / gene_mean[expressed]
 summary = pd.DataFrame(
     {
-        "genes": [int(expressed.sum())],
-        "with variance > mean": [int((ratio_vm > 1).sum())],
-        "median variance / mean": [round(float(np.median(ratio_vm)), 2)],
-        "largest variance / mean": [round(float(np.max(ratio_vm)), 1)],
+        "pbmc68k_counts()": [
+            counts.shape[0],
+            pbmc.obs["cell_type"].nunique(),
+            counts.shape[1],
+            int(expressed.sum()),
+            int((ratio_vm > 1).sum()),
+            f"{np.median(ratio_vm):.2f}",
+            f"{np.max(ratio_vm):.1f}",
+        ]
     },
-    index=["pbmc68k_counts()"],
+    index=[
+        "cells",
+        "cell types",
+        "genes",
+        "genes with a count",
+        "genes with variance > mean",
+        "median variance / mean",
+        "largest variance / mean",
+    ],
 )
-summary
+md(summary)  # one column: a narrow table
 
 # %% [markdown]
 # Almost every gene varies more than a Poisson allows, and the excess grows with the mean. The
 # negative binomial derived below has variance $\mu + \mu^2/\theta$: a parabola in $\mu$, which
 # is what the figure shows (the lines are not fitted to these points; they only show the shape).
-# Part of the excess comes from mixing ten cell types and from different sequencing depths; the
+# Part of the excess comes from mixing cell types (the table counts them) and from different sequencing depths; the
 # model of scVI explains those with $z_n$ and $l_n$, and keeps the NB for what is left.
 
 # %%
@@ -101,7 +127,7 @@ for th, ls in ((1.0, "--"), (0.2, ":")):
     )
 ax.set_xlabel(r"sample mean of a gene, $\hat\mu$")
 ax.set_ylabel(r"sample variance of the gene")
-ax.set_title("pbmc68k_counts(): 765 genes, 700 cells")
+ax.set_title(f"pbmc68k_counts(): {counts.shape[1]} genes, {counts.shape[0]} cells")
 ax.legend(fontsize=8)
 plt.show()
 
@@ -128,6 +154,7 @@ plt.show()
 # story with numpy for fixed $l = 3$, $\rho = 2$ ($\mu = 6$), $\theta = 1.7$, $f_h = 0.8$:
 
 # %%
+# NBVAL_IGNORE_OUTPUT
 l_, rho_, theta_, f_h_ = 3.0, 2.0, 1.7, 0.8  # mu = l * rho = 6
 mu_ = l_ * rho_
 pi_ = 1 / (1 + math.exp(f_h_))  # P(technical zero) = sigmoid(zi) with zi = -f_h
@@ -136,14 +163,15 @@ w_draws = rng.gamma(shape=theta_, scale=rho_ / theta_, size=n_draws)  # rate the
 y_draws = rng.poisson(l_ * w_draws)
 h_draws = rng.random(n_draws) >= pi_  # h = 1: keep
 x_draws = np.where(h_draws, y_draws, 0)
-pd.DataFrame(
+draws = pd.DataFrame(
     {
         "mean": [w_draws.mean(), y_draws.mean(), x_draws.mean()],
         "variance": [w_draws.var(), y_draws.var(), x_draws.var()],
         "fraction of zeros": [0.0, np.mean(y_draws == 0), np.mean(x_draws == 0)],
     },
-    index=["w (Gamma)", "y (Poisson of l w)", "x (after dropout)"],
-).round(3)
+    index=["$w$ (Gamma)", "$y$ (Poisson of $l\\,w$)", "$x$ (after dropout)"],
+)
+md(draws.round(3))
 
 # %% [markdown]
 # The Gamma step alone makes $y$ over-dispersed: its variance is far above its mean of about 6.
@@ -322,11 +350,19 @@ c_pred = 0.25 * np.sum(pois * np.abs((kk - mu_p) ** 2 - kk))
 theta_list = [1.0, 10.0, 100.0, 1000.0]
 tv = [0.5 * np.abs(stats.nbinom.pmf(kk, t, t / (t + mu_p)) - pois).sum() for t in theta_list]
 limit_table = pd.DataFrame(
-    {"theta": theta_list, "TV(NB, Poisson)": tv, "theta * TV": np.array(theta_list) * tv}
+    {
+        "$\\mathrm{TV}(\\mathrm{NB}, \\mathrm{Poisson})$": tv,
+        "$\\theta\\cdot\\mathrm{TV}$": np.array(theta_list) * tv,
+    },
+    index=pd.Index(theta_list, name="$\\theta$"),
 )
-assert abs(limit_table["theta * TV"].iloc[-1] / c_pred - 1) < 0.01
-print(f"predicted theta * TV for large theta: c = {c_pred:.3f}")
-limit_table.set_index("theta").round(4)
+assert abs(limit_table.iloc[-1, 1] / c_pred - 1) < 0.01
+display(
+    Math(
+        rf"\text{{predicted }}\theta\cdot\mathrm{{TV}}\text{{ for large }}\theta:\ c = {c_pred:.3f}"
+    )
+)
+md(limit_table.round(4))
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
@@ -460,20 +496,22 @@ def chi2_test(samples, zi_):
     return stats.chisquare(observed, expected)
 
 
+# NBVAL_IGNORE_OUTPUT
 res_c, res_s = chi2_test(x_draws, -f_h_), chi2_test(x_draws, f_h_)
 assert res_c.pvalue > 1e-3 and res_s.pvalue < 1e-10
-pd.DataFrame(
+chi2_table = pd.DataFrame(
     {
-        "P(x = 0), model": [round(zinb_pmf(0, -f_h_), 3), round(zinb_pmf(0, f_h_), 3)],
-        "P(x = 0), simulated": [round(float(np.mean(x_draws == 0)), 3)] * 2,
-        "chi-square": [f"{res_c.statistic:.1f}", f"{res_s.statistic:.0f}"],
+        "$P(x = 0)$, model": [f"{zinb_pmf(0, -f_h_):.3f}", f"{zinb_pmf(0, f_h_):.3f}"],
+        "$P(x = 0)$, simulated": [f"{np.mean(x_draws == 0):.3f}"] * 2,
+        "$\\chi^2$": [f"{res_c.statistic:.1f}", f"{res_s.statistic:.0f}"],
         "p-value": [
             f"{res_c.pvalue:.2f}",
-            f"{res_s.pvalue:.0e}" if res_s.pvalue > 0 else "< 1e-300",
+            f"{res_s.pvalue:.0e}" if res_s.pvalue > 0 else "$< 10^{-300}$",
         ],
     },
-    index=["zi = -f_h (corrected)", "zi = +f_h (58)"],
+    index=["$\\mathrm{zi} = -f_h$ (corrected)", "$\\mathrm{zi} = +f_h$ (58)"],
 )
+md(chi2_table)
 
 # %% [markdown]
 # The corrected pmf fits the simulation (a p-value far from 0); the swapped weights are rejected
@@ -526,6 +564,7 @@ plt.show()
 # sympy, from $\mathbb E y^2 = \mathrm{Var}\,y + \mu^2$:
 
 # %%
+# NBVAL_IGNORE_OUTPUT
 pi_sym = sp.Symbol("pi", positive=True)
 E_x = (1 - pi_sym) * mu
 E_x2 = (1 - pi_sym) * (Var_y + mu**2)
@@ -639,17 +678,20 @@ p0_t = pi_t / (pi_t + (1 - pi_t) * q_t)
 expected = torch.where(x_t == 0, p0_t - pi_t, -pi_t)
 grads = pd.DataFrame(
     {
-        "max |closed form - autograd|": [
+        "max $\\lvert$closed form $-$ autograd$\\rvert$": [
             float((h - a_).abs().max()) for h, a_ in zip(hand, auto, strict=True)
         ],
     },
-    index=["d/d mu", "d/d theta", "d/d zi"],
+    index=[
+        "$\\partial/\\partial\\mu$",
+        "$\\partial/\\partial\\theta$",
+        "$\\partial/\\partial\\,\\mathrm{zi}$",
+    ],
 )
-grads.loc["d/d zi", "max |closed form - (p0 - pi or -pi)|"] = float(
-    (hand[2] - expected).abs().max()
-)
+col2 = "max $\\lvert$closed form $- (p_0 - \\pi$ or $-\\pi)\\rvert$"
+grads.loc["$\\partial/\\partial\\,\\mathrm{zi}$", col2] = float((hand[2] - expected).abs().max())
 assert (grads.fillna(0) < 1e-10).all().all()
-grads.map(lambda v: "" if np.isnan(v) else f"{v:.1e}")
+md(grads.map(lambda v: "" if np.isnan(v) else f"{v:.1e}"))
 
 # %% [markdown]
 # ## 3.7 What the ledger says about (55)–(59)
@@ -657,8 +699,9 @@ grads.map(lambda v: "" if np.isnan(v) else f"{v:.1e}")
 # Every equation of the tutorial has an entry in the ledger (`derivations/ledger_scvi.py`), whose
 # `check()` *computes* the verdict with sympy or numerics; the test suite
 # (`tests/test_ledger.py`) re-runs every check, so a verdict cannot drift from the mathematics.
-# `slip`: a typo with an obvious reading; `wrong`: no reading repairs it, and the two `wrong`
-# entries here break computation, as the demonstrations under the table show with numbers.
+# `slip`: a typo with an obvious reading; `wrong`: no reading repairs it. The ledger also ranks
+# each entry by its consequence (its tier); the two `wrong` entries here **break computation**,
+# as the demonstrations under the table show with numbers.
 
 # %%
 labels = [
@@ -674,10 +717,26 @@ labels = [
 ledger_rows = []
 for label in labels:
     entry = by_label(label)
-    ledger_rows.append({"equation": label, "topic": entry.topic, "verdict": entry.verdict})
-display(pd.DataFrame(ledger_rows).set_index("equation"))
-for label in ("(58)", "(59)"):
-    print(label, textwrap.fill(DEMOS[label](), width=68, subsequent_indent="     "))
+    ledger_rows.append(
+        {
+            "equation": label,
+            "topic": entry.topic,
+            "tier": entry.tier or "",
+            "verdict": entry.verdict,
+        }
+    )
+md(pd.DataFrame(ledger_rows).set_index("equation"))
+assert [by_label(lb).tier for lb in ("(58)", "(59)")] == ["breaks computation"] * 2
+
+
+def as_math(text):  # the ledger's demonstrations name mu, theta, f_h in plain text
+    for name, tex in (("mu", r"$\mu$"), ("theta", r"$\theta$"), ("f_h", "$f_h$")):
+        text = re.sub(rf"\b{name} =", lambda _, t=tex: f"{t} =", text)
+    return text
+
+
+demo_rows = [f"| {label} | {as_math(DEMOS[label]())} |" for label in ("(58)", "(59)")]
+display(Markdown("\n".join(["| used as printed | what it gives |", "|---|---|", *demo_rows])))
 
 # %% [markdown]
 # ## Key takeaways
@@ -769,7 +828,7 @@ if theta_mle is not None:
 # check_theta_fit(x_lyz, theta_mle, theta_mom)
 # ```
 #
-# For LYZ the two estimates differ by a factor of about two (the table below). The method of
+# For LYZ the two estimates differ by a factor of about two. The method of
 # moments is driven by the variance, which a few cells with very large counts dominate; the
 # likelihood weighs every cell, and in particular the many zeros. The NB with the ML estimate
 # reproduces the observed fraction of zeros closely, the moment estimate predicts far too few:
@@ -781,7 +840,8 @@ if theta_mle is not None:
 # %% tags=["remove-cell"]
 # The solutions above, run through the checks (hidden in the book).
 pi_ex = sp.Symbol("pi", positive=True)
-NB.check_matched_theta((1 - pi_ex) * NB.theta / (1 + pi_ex * NB.theta))
+with contextlib.redirect_stdout(io.StringIO()):  # a check cell prints nothing
+    NB.check_matched_theta((1 - pi_ex) * NB.theta / (1 + pi_ex * NB.theta))
 m_lyz, n_lyz = x_lyz.mean(), len(x_lyz)
 sol_mom = m_lyz**2 / (x_lyz.var() - m_lyz)
 
@@ -795,12 +855,10 @@ def score(t):
 
 
 sol_mle = optimize.brentq(score, 1e-4, 1e4)
-check_theta_fit(x_lyz, sol_mle, sol_mom)
+with contextlib.redirect_stdout(io.StringIO()):
+    check_theta_fit(x_lyz, sol_mle, sol_mom)
 
-# %% [markdown]
-# The numbers behind the solutions:
-
-# %%
+# the numbers the solutions state, asserted (silently: printing them would give the answers away)
 zinb_p0 = 0.3 + 0.7 * (2 / 7) ** 2
 nb_p0 = (0.875 / (0.875 + 3.5)) ** 0.875
 lyz = pd.DataFrame(
@@ -811,15 +869,7 @@ lyz = pd.DataFrame(
     },
     index=["method of moments", "maximum likelihood"],
 ).round(3)
-display(
-    Math(
-        rf"\text{{Exercise 1: }} P_{{\mathrm{{ZINB}}}}(0) = {zinb_p0:.3f},\quad P_{{\mathrm{{NB}}(3.5,\,0.875)}}(0) = {nb_p0:.3f}"
-    )
-)
-lyz
-
-# %% tags=["remove-cell"]
-assert zinb_p0 > nb_p0
+assert round(zinb_p0, 3) == 0.357 and round(nb_p0, 3) == 0.245 and zinb_p0 > nb_p0
 assert 1.8 < lyz.loc["method of moments", "theta"] / lyz.loc["maximum likelihood", "theta"] < 2.5
 obs0 = lyz["observed fraction of zeros"].iloc[0]
 assert abs(lyz.loc["maximum likelihood", "predicted fraction of zeros"] - obs0) < 0.05

@@ -23,9 +23,10 @@
 # model is small (64 hidden units) and trained for 40 epochs (160 to 200 gradient steps):
 # these are the numbers of an under-trained scVI. After training, each model's BatchNorm
 # statistics are recomputed from the training cells (`SCVI.train` does it by default,
-# `recompute_batchnorm=True`); section 4 shows why a short run needs this. Training is seeded and deterministic on a given machine, but the last digits
-# can differ on another CPU: the printed tables are rounded and marked as machine-dependent, and
-# every statement the text makes about them is asserted by the cell.
+# `recompute_batchnorm=True`); section 4 shows why a short run needs this. Training is seeded and
+# deterministic on a given machine, but the last digits can differ on another CPU: the printed
+# tables are rounded and marked as machine-dependent, and every statement the text makes about them
+# is asserted by the cell.
 
 # %%
 import random
@@ -149,6 +150,7 @@ pd.DataFrame(
         "counts hidden": [len(hidden)],
         "zeros before masking": [f"{(x_true == 0).mean():.0%}"],
         "training cells": [train_ad.n_obs],
+        "gradient steps": [EPOCHS * int(np.ceil(train_ad.n_obs / 128))],
         "θ_g": [f"{adata.var['theta'].min():.1f} to {adata.var['theta'].max():.1f}"],
         "π_g": [f"{adata.var['dropout_prob'].min():.2f} to {adata.var['dropout_prob'].max():.2f}"],
         "sd of batch logit shifts": [round(float(np.std(adata.varm["batch_shift"])), 2)],
@@ -233,9 +235,9 @@ plt.show()
 # worse: with 100 strongly overdispersed genes, the Poisson-Gamma noise of the log counts
 # dominates, while scVI models that noise instead of embedding it (the $R^2$ and the ARI of the
 # table above). The batch effect of this simulation is mild (logit shifts of small sd, first
-# table, and CP10k removes the difference of depth), so the PCA's neighbourhoods are fairly mixed too. What batch
-# conditioning does is seen in the ablation (section 3): an scVI without the batch in its
-# decoder must encode the batch in $z$.
+# table, and CP10k removes the difference of depth), so the PCA's neighbourhoods are fairly mixed
+# too. What batch conditioning does is seen in the ablation (section 3): an scVI without the batch
+# in its decoder must encode the batch in $z$.
 #
 # ### Differential expression recovers the planted genes
 #
@@ -330,8 +332,8 @@ plt.show()
 # $y_{ng} = \mathrm{round}_3\big(\log(1 + 10^4 x_{ng}/n_n)\big)$ with $n_n$ the cell's total
 # count (`obs['n_counts']`), so $x_{ng} = (e^{y_{ng}} - 1)\,n_n/10^4$; the 3-decimal rounding
 # moves this away from an integer by the amount printed below, and the function refuses the
-# file if any value is further than 0.15 from an integer. The labels (`obs['cell_type']`) are the file's
-# `bulk_labels`: annotations by correlation with sorted bulk populations, themselves
+# file if any value is further than 0.15 from an integer. The labels (`obs['cell_type']`) are
+# the file's `bulk_labels`: annotations by correlation with sorted bulk populations, themselves
 # imperfect (e.g. 240 "Dendritic" cells in blood).
 #
 # The file keeps only 765 of the genes. The cell's total count $n_n$ was taken over *all* genes
@@ -418,6 +420,7 @@ rows_ = [0, 1, dip, warm, len(hist) - 1]
 curve = pd.DataFrame(
     {
         "epoch": rows_,
+        "gradient steps": [(e + 1) * int(np.ceil(len(pmodel.train_indices) / 128)) for e in rows_],
         "KL weight": hist["kl_weight"].iloc[rows_].to_numpy(),
         "training ELBO": tr[rows_],
         "validation ELBO": va[rows_],
@@ -443,8 +446,8 @@ curve.round(1)
 # initial values $(0, 1)$ and lag the quickly changing weights. The training ELBO uses each
 # minibatch's own statistics and does not see the lag. The statistics are recomputed only when
 # training ends: the held-out ELBO of the final model (below) is computed with them, the
-# curve's points are not. After 40 epochs the validation ELBO lies below the training one: those cells were not
-# fitted (and the difference also contains dropout and the two BatchNorm modes).
+# curve's points are not. After 40 epochs the validation ELBO lies below the training one: those
+# cells were not fitted (and the difference also contains dropout and the two BatchNorm modes).
 #
 # ### The latent space and the labels
 
@@ -466,8 +469,8 @@ pd.DataFrame(
 # asserted), and the PCA of log counts does about as well as this 40-epoch scVI (ARI within
 # 0.15, NMI within 0.1, asserted; the table shows which is ahead): on these real counts, unlike
 # the simulated ones, the short scVI run brings no clear gain for clustering against labels
-# that are themselves imperfect. The UMAP of the latent (computed by scanpy on the scVI neighbours graph, seeded; its coordinates differ in
-# detail between machines):
+# that are themselves imperfect. The UMAP of the latent (computed by scanpy on the scVI
+# neighbours graph, seeded; its coordinates differ in detail between machines):
 
 # %%
 sc.pp.neighbors(pbmc, use_rep="X_scVI", n_neighbors=15, random_state=0)
@@ -989,13 +992,14 @@ plt.show()
 #   more than 20 nats per cell better than either (asserted).
 #
 # BatchNorm's lag touches every number of a short run, not only the library: every model of
-# this chapter is therefore evaluated with recomputed statistics (`SCVI.train`'s default). The latent
-# library remains the part of the model that is slowest to learn; this is one practical reason
-# why scvi-tools now plugs in the observed total: it is exact, free, and cannot drift.
+# this chapter is therefore evaluated with recomputed statistics (`SCVI.train`'s default). The
+# latent library remains the part of the model that is slowest to learn; this is one practical
+# reason why scvi-tools now plugs in the observed total: it is exact, free, and cannot drift.
 #
 # ### `library_size` in `get_normalized_expression`
 #
-# $\rho_n = \mathrm{softmax}\big(f_w(z_n, s_n)\big)$ sums to one over genes: it is the *frequency* of each gene in cell $n$.
+# $\rho_n = \mathrm{softmax}\big(f_w(z_n, s_n)\big)$ sums to one over genes: it is the
+# *frequency* of each gene in cell $n$.
 # `get_normalized_expression(library_size=...)` returns
 #
 # * `1` (default): $\rho_n$ itself — proportions, rows sum to 1;
@@ -1037,12 +1041,12 @@ pd.DataFrame(
 # decoder gives $\rho_g = 0.012$ (`EXERCISE_CH5`). What is the expected count $E_q[l\,\rho_g]$ at
 # this cell's depth (for this fixed $\rho$)? Check with `check_exercise_ch5(answer)`.
 #
-# **Exercise 2 (how long BatchNorm remembers).** With momentum $m = 0.01$ (`EXERCISE_CH5_BATCHNORM`),
-# derive the weight the running mean still puts on its initial value after $T = 160$ steps, and
-# the smallest number of steps after which that weight is below 1%. Then run
-# `check_batchnorm_lag(weight, steps)`. How many epochs of this chapter's size is that? As an
-# experiment, train the base model of section 1 for that many epochs and compare its held-out
-# ELBO with `recompute_batchnorm=True` (the default of `SCVI.train`) and `False`.
+# **Exercise 2 (how long BatchNorm remembers).** With momentum $m = 0.01$
+# (`EXERCISE_CH5_BATCHNORM`), derive the weight the running mean still puts on its initial value
+# after $T = 160$ steps, and the smallest number of steps after which that weight is below 1%. Then
+# run `check_batchnorm_lag(weight, steps)`. How many epochs of this chapter's size is that? As an
+# experiment, train the base model of section 1 for that many epochs and compare its held-out ELBO
+# with `recompute_batchnorm=True` (the default of `SCVI.train`) and `False`.
 #
 # **Exercise 3 (zeros without zero inflation).** The posterior predictive check found that the
 # zeros of the PBMC genes need no zero inflation. How many zeros can an NB make by itself? For

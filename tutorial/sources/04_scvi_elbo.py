@@ -566,12 +566,12 @@ assert weights[0] == 0 and weights[-1] == 1 and np.all(np.diff(weights) >= 0)
 # %%
 labels = ["(60)", "(61)", "(62)", "(63)", "(64)", "(65)", "(66)", "(67)", "(68)", "(69)", "(70)",
           "text before (61): library encoder networks", "Fig. 3 softmax (text after (59))"]  # fmt: skip
-rows = []
+rows = ["| entry | topic | verdict | tier |", "|---|---|---|---|"]  # a markdown table: math renders
 for label in labels:
     entry = by_label(label)
     assert entry.check() == entry.verdict
-    rows.append((label, entry.topic, entry.verdict, entry.tier or "-"))
-display(pd.DataFrame(rows, columns=["entry", "topic", "verdict", "tier"]).set_index("entry"))
+    rows.append(f"| {label} | {entry.topic} | {entry.verdict} | {entry.tier or '-'} |")
+display(Markdown("\n".join(rows)))
 
 # %% [markdown]
 # ## Exercises

@@ -156,9 +156,9 @@ def entries_markdown(entries: Iterable[Entry] | None = None) -> str:
     correction, each as display math broken into lines (:func:`display_math`) when it is LaTeX."""
 
     def field(text: str) -> str:
+        if is_latex(" ".join(text.split())):
+            return display_math(text)  # keeps the lines written by hand
         text = " ".join(text.split())
-        if is_latex(text):
-            return display_math(text)
         return text if "$" in text else text.replace("<", "&lt;")
 
     blocks = [
@@ -230,6 +230,12 @@ def _aligned_line(line: str) -> str:
     return "&" + line
 
 
+def _guard(line: str) -> str:
+    """A line that starts with ``[`` gets ``{}`` first: after ``\\begin{...}`` or ``\\\\`` a
+    bracket would be read as an optional argument and the line would vanish."""
+    return "{}" + line if line.startswith("[") else line
+
+
 def display_math(latex: str) -> str:
     """A printed formula as display math, one equation per line.
 
@@ -243,10 +249,10 @@ def display_math(latex: str) -> str:
     hand = [" ".join(line.split()) for line in latex.strip().splitlines()]
     hand = [line for line in hand if line]
     if len(hand) > 1:
-        body = " \\\\\n".join(_aligned_line(line) for line in hand)
+        body = " \\\\\n".join(_guard(_aligned_line(line)) for line in hand)
         return f"$$\n\\begin{{aligned}}\n{body}\n\\end{{aligned}}\n$$"
     lines = _top_level_splits(" ".join(latex.split()), (";\\ ", ",\\ ", "\\ "))
-    body = " \\\\\n".join(lines)
+    body = " \\\\\n".join(_guard(line) for line in lines)
     return f"$$\n\\begin{{gathered}}\n{body}\n\\end{{gathered}}\n$$"
 
 

@@ -700,7 +700,7 @@ ENTRIES = [
         "\n"
         r"+1_{x>0}\exp\big(-f_h-S(-f_h)+\theta\log\tfrac{\theta}{\theta+l\rho}"
         "\n"
-        r"+x\log\tfrac{x}{\theta+l\rho}+\log\tfrac{\Gamma(x+\theta)}{\Gamma(x+1)\Gamma(\theta)}\big)",
+        r"\qquad +x\log\tfrac{x}{\theta+l\rho}+\log\tfrac{\Gamma(x+\theta)}{\Gamma(x+1)\Gamma(\theta)}\big)",
         "wrong",
         _ZINB_CORR,
         "the printed pmf summed over x = 0..59 is not 1; the corrected one sums to 1 to 1e-12.",
@@ -827,7 +827,7 @@ ENTRIES = [
         "\n"
         r"+\frac1K\sum_k\sum_g\big\{1_{x=0}[S(-f_h)+\theta\log\tfrac{\theta}{\theta+l f_w}-S(-f_h)]"
         "\n"
-        r"\quad 1_{x>0}[\dots+x\log\tfrac{x}{\theta+l f_w}\dots]\big\}",
+        r"\qquad 1_{x>0}[\dots+x\log\tfrac{x}{\theta+l f_w}\dots]\big\}",
         "wrong",
         r"\tilde L=-\mathrm{KL}_z-\mathrm{KL}_l"
         "\n"

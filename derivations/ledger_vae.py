@@ -675,9 +675,9 @@ ENTRIES = [
         "wrong",
         r"\mathrm{Var}\,(35) = \mathrm{Var}\,(36)\ \text{exactly (same law, } z=\mu+\sigma\epsilon)"
         "\n"
-        r"\text{the high-variance object is the score-function gradient } f(z)\nabla_\phi\log q_\phi(z|x)"
+        r"\text{the high-variance object is the score-function gradient}"
         "\n"
-        r"\text{vs the pathwise } \nabla_\phi f(\mu+\sigma\epsilon)",
+        r"f(z)\nabla_\phi\log q_\phi(z|x)\ \text{vs the pathwise } \nabla_\phi f(\mu+\sigma\epsilon)",
         "Var of (35) and (36) computed by integration: equal; exact variances of the two gradient "
         "estimators at a point: score > 10 x reparam.",
         check_after_35,

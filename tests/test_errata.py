@@ -64,6 +64,8 @@ def test_display_math_puts_one_equation_per_line():
     # nothing is split inside a group such as \text{...}, nor mechanically inside an equation
     md = errata.display_math(r"\text{a, b; c}=x+y+z")
     assert r"\text{a, b; c}=x+y+z" in md and md.count("\\\\") == 0
+    # a line starting with "[" is guarded, or \begin{gathered} would eat it as an option
+    assert "\\begin{gathered}\n{}[a, b]" in errata.display_math("[a, b]")
 
 
 def test_display_math_keeps_hand_written_lines_aligned():

@@ -840,7 +840,13 @@ ENTRIES = [
         "solving (46)",
         r"\text{(46) cannot be solved explicitly}",
         "wrong",
-        r"\text{5 real solutions: } 0;\ \pm(a^*, b^*);\ \pm\big(\tfrac{b}{\sqrt6}, b\big),\ b = \sqrt{\tfrac{\sqrt6-1}{5}}\,(2,-1)",
+        r"\text{five real solutions:}"
+        "\n"
+        r"(a,b) = 0"
+        "\n"
+        r"(a,b) = \pm(a^*, b^*)"
+        "\n"
+        r"(a,b) = \pm\big(\tfrac{b}{\sqrt6}, b\big)\ \text{with } b = \sqrt{\tfrac{\sqrt6-1}{5}}\,(2,-1)",
         "sympy.solve returns exactly five real solutions, equal to the closed forms.",
         check_after_46_unsolvable,
         demo="Believing the system unsolvable, one cannot tell whether gradient descent may stop "

@@ -490,7 +490,8 @@ steps = np.diff(rows["printed (69)"][1:])
 assert 2.5 < m_peak < 3 and printed[-1] < printed.max()
 assert np.allclose(steps, np.log(10), atol=1e-2) and rows["printed (69)"][-1] > log_px
 assert all(v > log_px for v in far.values())
-#
+
+# %% [markdown]
 # ## 4.7 The softmax of Fig. 3
 #
 # Fig. 3 (and the text after (59)) defines the expected frequencies as

@@ -245,8 +245,8 @@ show_source(DecoderSCVI.forward)
 # ## 4.4 The two KL terms, by hand
 #
 # **Gaussians (63)–(64).** For $p_i = \mathcal N(m_i, \sigma_i^2)$,
-# $\log\frac{p_1(x)}{p_2(x)} = \log\frac{\sigma_2}{\sigma_1} - \frac{(x-m_1)^2}{2\sigma_1^2}
-# + \frac{(x-m_2)^2}{2\sigma_2^2}$. Under $p_1$, $\mathbb E(x-m_1)^2 = \sigma_1^2$ and
+# $\log\frac{p_1(x)}{p_2(x)} = \log\frac{\sigma_2}{\sigma_1} - \frac{(x-m_1)^2}{2\sigma_1^2} +
+# \frac{(x-m_2)^2}{2\sigma_2^2}$. Under $p_1$, $\mathbb E(x-m_1)^2 = \sigma_1^2$ and
 # $\mathbb E(x-m_2)^2 = \sigma_1^2 + (m_1-m_2)^2$, so
 #
 # $$

@@ -13,7 +13,8 @@ returning deterministic text (numbers rounded); :func:`demonstrations` collects 
 
 Every non-``ok`` entry carries a severity tier (``breaks computation``, ``wrong statement``,
 ``slip``; see :mod:`derivations.ledger`): :func:`by_tier` orders the errata most serious first,
-and :func:`display_math` breaks a wide printed formula into one line per equation.
+and :func:`display_math` shows a formula one equation per line (wide ones as the ledger
+breaks them by hand).
 """
 
 from __future__ import annotations
@@ -155,9 +156,9 @@ def entries_markdown(entries: Iterable[Entry] | None = None) -> str:
     correction, each as display math broken into lines (:func:`display_math`) when it is LaTeX."""
 
     def field(text: str) -> str:
+        if is_latex(" ".join(text.split())):
+            return display_math(text)  # keeps the lines written by hand
         text = " ".join(text.split())
-        if is_latex(text):
-            return display_math(text)
         return text if "$" in text else text.replace("<", "&lt;")
 
     blocks = [
@@ -214,28 +215,44 @@ def _top_level_splits(latex: str, separators: tuple[str, ...]) -> list[str]:
     return [p.strip() for p in parts if p.strip()]
 
 
-def display_math(latex: str, width: int = 70) -> str:
+def _aligned_line(line: str) -> str:
+    """One hand-written line of a wide formula, with its alignment point ``&``: a continuation
+    (``= ...``, ``\\approx ...``) aligns its sign, a continued sum (``+ ...``, ``- ...``) is
+    indented past it, an equation aligns at its first top-level ``=``; a remark starts there."""
+    if line.startswith(("=", "\\approx", "\\Rightarrow")):
+        return "&" + line
+    if line.startswith(("+", "-")):
+        return "&\\quad " + line
+    mark = "\x00"  # before every "="; only the top-level ones split
+    parts = _top_level_splits(line.replace("=", mark + "="), (mark,))
+    if len(parts) > 1:
+        return (parts[0] + " &" + " ".join(parts[1:])).replace(mark, "")
+    return "&" + line
+
+
+def _guard(line: str) -> str:
+    """A line that starts with ``[`` gets ``{}`` first: after ``\\begin{...}`` or ``\\\\`` a
+    bracket would be read as an optional argument and the line would vanish."""
+    return "{}" + line if line.startswith("[") else line
+
+
+def display_math(latex: str) -> str:
     """A printed formula as display math, one equation per line.
 
-    Splits at top-level ``;\\ ``, ``,\\ `` and ``\\ `` (the ledger's separators between
-    equations and between an equation and its remark); a
-    piece still longer than ``width`` characters of LaTeX is broken again before its top-level
-    ``+`` and ``=`` signs (a line keeps at least 20 characters). Returns display math,
-    ``$$\\begin{gathered}...\\end{gathered}$$``.
+    A field written on several lines (a newline in the ledger's string) is a wide formula
+    broken by hand: its lines are kept as written and aligned at ``=``
+    (``\\begin{aligned}``, :func:`_aligned_line`). Otherwise the formula is split at top-level
+    ``;\\ ``, ``,\\ `` and ``\\ `` (the ledger's separators between equations and between an
+    equation and its remark; never inside a group such as ``\\text{...}``) into centred lines
+    (``\\begin{gathered}``). Nothing is broken mechanically inside an equation.
     """
-    mark = "\x00"  # a break point before + and = (never in LaTeX)
-    lines: list[str] = []
-    for piece in _top_level_splits(" ".join(latex.split()), (";\\ ", ",\\ ", "\\ ")):
-        current = ""
-        marked = piece.replace("=", mark + "=").replace("+", mark + "+")
-        for term in _top_level_splits(marked, (mark,)):
-            term = term.replace(mark, "")  # a mark inside a group is no break point
-            if len(current) > 20 and len(current) + len(term) > width:
-                lines.append(current)
-                current = ""
-            current += term
-        lines.append(current)
-    body = " \\\\\n".join(lines)
+    hand = [" ".join(line.split()) for line in latex.strip().splitlines()]
+    hand = [line for line in hand if line]
+    if len(hand) > 1:
+        body = " \\\\\n".join(_guard(_aligned_line(line)) for line in hand)
+        return f"$$\n\\begin{{aligned}}\n{body}\n\\end{{aligned}}\n$$"
+    lines = _top_level_splits(" ".join(latex.split()), (";\\ ", ",\\ ", "\\ "))
+    body = " \\\\\n".join(_guard(line) for line in lines)
     return f"$$\n\\begin{{gathered}}\n{body}\n\\end{{gathered}}\n$$"
 
 

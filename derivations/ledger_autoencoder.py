@@ -468,7 +468,8 @@ _AT = {g: A.gamma_of(), lam: sp.Rational(1, 10)}  # the data (3): gamma = 77/180
 
 
 def _consequence_25(sign: int = 1) -> tuple[float, float]:
-    """Loss (16) at the printed (25) and at the corrected minimiser (data (3), lam = 1/10)."""
+    r"""Loss (16) at the printed (25) and at the corrected minimiser (data (3),
+    $\lambda = 1/10$)."""
     L = A.loss_on_line(g, lam)
     return (
         float(L.subs(_printed_25(sign)).subs(_AT)),
@@ -477,12 +478,14 @@ def _consequence_25(sign: int = 1) -> tuple[float, float]:
 
 
 def _consequence_26() -> tuple[float, float]:
-    """Loss (16) at the printed (26) and at the corrected minimiser (data (3), lam = 1/10)."""
+    r"""Loss (16) at the printed (26) and at the corrected minimiser (data (3),
+    $\lambda = 1/10$)."""
     return _consequence_25(-1)
 
 
 def _consequence_gain() -> tuple[float, float]:
-    """Reconstruction gain g(f(x))/x: printed vs at the corrected (25) (data (3), lam = 1/10)."""
+    r"""Reconstruction gain $g(f(x))/x$: printed vs at the corrected (25) (data (3),
+    $\lambda = 1/10$)."""
     printed = (5 * sp.sqrt(g) - lam) / (5 * g * sp.sqrt(g))
     correct = (5 * a1 * b1).subs(_corrected_25(1))
     return float(printed.subs(_AT)), float(correct.subs(_AT))

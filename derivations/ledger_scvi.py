@@ -92,9 +92,10 @@ def check_lognormal_pdf() -> str:
         0,
         np.inf,
     )[0]
-    return classify(
-        _close(printed, 1.0, 1e-8), _close(reading, 1.0, 1e-8) and _close(printed, s_, 1e-8)
-    )
+    # the correction integrates to 1 and the printed density to sigma: no later line restores
+    # the factor, so a log-likelihood or a KL computed from the printed density is off by log sigma
+    assert _close(reading, 1.0, 1e-8) and _close(printed, s_, 1e-8)
+    return classify(_close(printed, 1.0, 1e-8))
 
 
 def check_moments_55() -> str:
@@ -530,32 +531,45 @@ def demo_fig3() -> str:
 
 # ---- consequences of the "breaks computation" entries: (printed, correct) numbers ----------
 def consequence_58() -> tuple[float, float]:
-    """P(x = 0) at l rho = 6, theta = 1.7, f_h = 0.8: printed line 3 of (58) vs model (55)."""
+    r"""$P(x = 0)$ at $l\rho = 6$, $\theta = 1.7$, $f_h = 0.8$: printed line 3 of (58) vs model
+    (55)."""
     mean, th, f = _P["l"] * _P["rho"], _P["theta"], _P["f"]
     return _printed_58_zero_line3(f, _nb_float(0, mean, th)), _true_pmf(0, mean, th, f)
 
 
 def consequence_59() -> tuple[float, float]:
-    """Total mass over x = 0..59 of the printed pmf (59) vs the ZINB (same parameters)."""
+    r"""Total mass over $x = 0, \dots, 59$ of the printed pmf (59) vs the ZINB (same parameters)."""
     mean, th, f = _P["l"] * _P["rho"], _P["theta"], _P["f"]
     printed = sum(_printed_59(j, mean, th, f) for j in range(60))
     return printed, sum(_true_pmf(j, mean, th, f) for j in range(60))
 
 
+def consequence_lognormal() -> tuple[float, float]:
+    r"""Total mass of the log-normal density of $l$ ($l_\mu = 0.4$, $l_{\sigma^2} = 1/4$):
+    printed vs corrected."""
+    m_, s_ = 0.4, 0.5
+
+    def mass(norm: float) -> float:
+        f = lambda t: math.exp(-((math.log(t) - m_) ** 2) / (2 * s_**2)) / (norm * t)  # noqa: E731
+        return integrate.quad(f, 0, np.inf)[0]
+
+    return mass(math.sqrt(2 * math.pi)), mass(math.sqrt(2 * math.pi) * s_)
+
+
 def consequence_fig3() -> tuple[float, float]:
-    """Sum over genes of rho for o = (1, -2, 0.5, 0): printed map vs softmax."""
+    r"""Sum over genes of $\rho$ for $o = (1, -2, 0.5, 0)$: printed map vs softmax."""
     o = np.array([1.0, -2.0, 0.5, 0.0])
     return float((o / np.exp(o).sum()).sum()), float((np.exp(o) / np.exp(o).sum()).sum())
 
 
 def consequence_62() -> tuple[float, float]:
-    """Prior variance sigma_b^2 of four log library sizes: printed (62) vs maximum likelihood."""
+    r"""Prior variance $\sigma_b^2$ of four log library sizes: printed (62) vs maximum likelihood."""
     v = np.log(np.array([1200.0, 3400.0, 2500.0, 8000.0]))
     return float((v - v.mean()).sum() ** 2 / len(v)), float(((v - v.mean()) ** 2).mean())
 
 
 def consequence_69() -> tuple[float, float]:
-    """Toy scVI (3 genes), q far from the prior: printed bound (69) vs corrected bound."""
+    r"""Toy scVI (3 genes), $q$ far from the prior: printed bound (69) vs corrected bound."""
     toy = E.ToySCVI(**_TOY)
     qz, ql = (2.0, 0.1), (toy.prior_loc + 1.0, 0.05)
     return toy.elbo(_X, qz, ql, printed=True), toy.elbo(_X, qz, ql)
@@ -570,7 +584,17 @@ DEMOS = {
 }
 
 
-_ZINB_CORR = r"P(x{=}0)=\sigma(-f_h)+\sigma(f_h)\,\mathrm{NB}(0);\ \log P(x{=}0)=S(f_h+\theta\log\tfrac{\theta}{\theta+l\rho})-S(f_h),\ \log P(x{=}k{>}0)=-S(-f_h)+\log\mathrm{NB}(k),\ \log\mathrm{NB}(k)=\theta\log\tfrac{\theta}{\theta+l\rho}+k\log\tfrac{l\rho}{\theta+l\rho}+\log\tfrac{\Gamma(k+\theta)}{\Gamma(k+1)\Gamma(\theta)}"
+_ZINB_CORR = (  # one line each, as display_math shows them
+    r"P(x{=}0)=\sigma(-f_h)+\sigma(f_h)\,\mathrm{NB}(0)"
+    "\n"
+    r"\log P(x{=}0)=S(f_h+\theta\log\tfrac{\theta}{\theta+l\rho})-S(f_h)"
+    "\n"
+    r"\log P(x{=}k{>}0)=-S(-f_h)+\log\mathrm{NB}(k)"
+    "\n"
+    r"\log\mathrm{NB}(k)=\theta\log\tfrac{\theta}{\theta+l\rho}+k\log\tfrac{l\rho}{\theta+l\rho}"
+    "\n"
+    r"+\log\tfrac{\Gamma(k+\theta)}{\Gamma(k+1)\Gamma(\theta)}"
+)
 
 ENTRIES = [
     Entry(
@@ -586,10 +610,16 @@ ENTRIES = [
         "text after (55): log-normal pdf",
         "log-normal density",
         r"\frac{1}{\sqrt{2\pi}\,l}\exp\!\big(-\frac{(\log l-l_\mu)^2}{2l_{\sigma^2}}\big)",
-        "slip",
+        "wrong",
         r"\frac{1}{\sqrt{2\pi l_{\sigma^2}}\,l}\exp\!\big(-\frac{(\log l-l_\mu)^2}{2l_{\sigma^2}}\big)",
-        "quadrature: the printed density integrates to sigma, the corrected one to 1.",
+        "quadrature: the printed density integrates to sigma, the corrected one to 1 (no later "
+        "line restores the factor 1/sigma).",
         check_lognormal_pdf,
+        demo="Used as the density of l, the printed formula is off by log sigma in every "
+        "log-likelihood, and a KL to the library prior computed from it is wrong unless both "
+        "sigmas are 1.",
+        tier="breaks computation",
+        consequence=consequence_lognormal,
     ),
     Entry(
         "text after (55): moments",
@@ -648,7 +678,13 @@ ENTRIES = [
     Entry(
         "(58)",
         "ZINB pmf",
-        r"P(X{=}0)=\big(\tfrac{\theta}{\theta+l\rho}\big)^{\theta}\tfrac{e^{-f_h}}{1+e^{-f_h}}+\tfrac{1}{1+e^{-f_h}}=\exp\!\big(S(-f_h+\theta\log\tfrac{\theta}{\theta+l\rho}-S(-f_h))\big);\ P(X{=}k)=\exp(-f_h-S(-f_h)+\theta\log\tfrac{\theta}{\theta+l\rho}+k\log\tfrac{k}{\theta+l\rho}+\dots)",
+        r"P(X{=}0)=\big(\tfrac{\theta}{\theta+l\rho}\big)^{\theta}\tfrac{e^{-f_h}}{1+e^{-f_h}}+\tfrac{1}{1+e^{-f_h}}"
+        "\n"
+        r"=\exp\!\big(S(-f_h+\theta\log\tfrac{\theta}{\theta+l\rho}-S(-f_h))\big)"
+        "\n"
+        r"P(X{=}k)=\exp\big(-f_h-S(-f_h)+\theta\log\tfrac{\theta}{\theta+l\rho}"
+        "\n"
+        r"+k\log\tfrac{k}{\theta+l\rho}+\dots\big)",
         "wrong",
         _ZINB_CORR,
         "under (55) (x = y when h = 1) P(x=0) = P(h=0) + P(h=1) NB(0); the printed line 3 swaps the weights, the softplus line misplaces the bracket, and the positive case has k log(k/(theta+l rho)); the correction is proved symbolically (softplus identities) and numerically.",
@@ -660,7 +696,11 @@ ENTRIES = [
     Entry(
         "(59)",
         "ZINB pmf, compact form",
-        r"1_{x=0}\exp(S(-f_h+\theta\log\tfrac{\theta}{\theta+l\rho}-S(-f_h)))+1_{x>0}\exp(-f_h-S(-f_h)+\theta\log\tfrac{\theta}{\theta+l\rho}+x\log\tfrac{x}{\theta+l\rho}+\log\tfrac{\Gamma(x+\theta)}{\Gamma(x+1)\Gamma(\theta)})",
+        r"1_{x=0}\exp\big(S(-f_h+\theta\log\tfrac{\theta}{\theta+l\rho}-S(-f_h))\big)"
+        "\n"
+        r"+1_{x>0}\exp\big(-f_h-S(-f_h)+\theta\log\tfrac{\theta}{\theta+l\rho}"
+        "\n"
+        r"\qquad +x\log\tfrac{x}{\theta+l\rho}+\log\tfrac{\Gamma(x+\theta)}{\Gamma(x+1)\Gamma(\theta)}\big)",
         "wrong",
         _ZINB_CORR,
         "the printed pmf summed over x = 0..59 is not 1; the corrected one sums to 1 to 1e-12.",
@@ -671,7 +711,7 @@ ENTRIES = [
     ),
     Entry(
         "Fig. 3 softmax (text after (59))",
-        "decoder output rho",
+        r"decoder output $\rho$",
         r"\rho_n^g=\frac{o_g}{\sum_j e^{o_j}}",
         "wrong",
         r"\rho_n^g=\frac{e^{o_g}}{\sum_j e^{o_j}}",
@@ -723,7 +763,9 @@ ENTRIES = [
     Entry(
         "(63)",
         "KL of two Gaussians",
-        r"\int\frac{1}{2\pi\sigma_1^2}e^{-\frac{(x-m_1)^2}{2\sigma_1^2}}\log\frac{\dots}{\dots}dx=\log\frac{\sigma_2}{\sigma_1}-\frac12+\frac{\sigma_1^2+(m_1-m_2)^2}{2\sigma_2^2}",
+        r"\int\frac{1}{2\pi\sigma_1^2}e^{-\frac{(x-m_1)^2}{2\sigma_1^2}}\log\frac{\dots}{\dots}dx"
+        "\n"
+        r"=\log\frac{\sigma_2}{\sigma_1}-\frac12+\frac{\sigma_1^2+(m_1-m_2)^2}{2\sigma_2^2}",
         "slip",
         r"\text{normalisation }\frac{1}{\sqrt{2\pi\sigma^2}}\text{; the result is right}",
         "quadrature of the printed first line differs from the result; sympy integration with 1/sqrt(2 pi sigma^2) gives exactly the printed result.",
@@ -741,7 +783,11 @@ ENTRIES = [
     Entry(
         "(65)",
         "KL of two log-normals",
-        r"\log Y_1\sim N(m_1,\sigma_1^2),\ D_{KL}(\log N(\mu_1,\sigma_1^2)\|\log N(\mu_2,\sigma_2^2))=\log\frac{\sigma_2}{\sigma_1}-\frac12+\frac{\sigma_1^2+(m_1-m_2)^2}{2\sigma_2^2}",
+        r"\log Y_1\sim N(m_1,\sigma_1^2)"
+        "\n"
+        r"D_{KL}(\log N(\mu_1,\sigma_1^2)\|\log N(\mu_2,\sigma_2^2))"
+        "\n"
+        r"=\log\frac{\sigma_2}{\sigma_1}-\frac12+\frac{\sigma_1^2+(m_1-m_2)^2}{2\sigma_2^2}",
         "slip",
         r"m_i=\mu_i\ \text{(the same parameter)}",
         "sympy: p1(e^x)e^x is the N(mu1, sigma1^2) density (not N(m1, .) for m1 != mu1), and the KL integral after y = e^x is the Gaussian KL.",
@@ -777,9 +823,17 @@ ENTRIES = [
     Entry(
         "(69)",
         "computable scVI bound",
-        r"\tilde L=+\sum_i[\dots]+[\mathrm{KL}_l]+\frac1K\sum_k\sum_g\{1_{x=0}[S(-f_h)+\theta\log\tfrac{\theta}{\theta+l f_w}-S(-f_h)]\ 1_{x>0}[\dots+x\log\tfrac{x}{\theta+l f_w}\dots]\}",
+        r"\tilde L=+\sum_i[\dots]+[\mathrm{KL}_l]"
+        "\n"
+        r"+\frac1K\sum_k\sum_g\big\{1_{x=0}[S(-f_h)+\theta\log\tfrac{\theta}{\theta+l f_w}-S(-f_h)]"
+        "\n"
+        r"\qquad 1_{x>0}[\dots+x\log\tfrac{x}{\theta+l f_w}\dots]\big\}",
         "wrong",
-        r"\tilde L=-\mathrm{KL}_z-\mathrm{KL}_l+\frac1K\sum_k\sum_g\log\mathrm{ZINB}(x_g|l^{(k)}\rho_g^{(k)},\theta_g,\text{zero logit }-f_h^g)\ \text{(corrected (58) inside; }m_{b_n}\to\mu_{b_n})",
+        r"\tilde L=-\mathrm{KL}_z-\mathrm{KL}_l"
+        "\n"
+        r"+\frac1K\sum_k\sum_g\log\mathrm{ZINB}(x_g|l^{(k)}\rho_g^{(k)},\theta_g,\text{zero logit }-f_h^g)"
+        "\n"
+        r"\text{(corrected (58) inside; }m_{b_n}\to\mu_{b_n})",
         "toy scVI with log p(x) by quadrature: the printed bound (KL added) exceeds log p(x) for q far from the prior, the corrected one stays below it for random q; the printed zero case has zero derivative in f_h. Also wrong as printed: the missing + between the two indicator terms, x log(x/(theta+l f_w)) for x log(l f_w/(theta+l f_w)), m_{b_n} for mu_{b_n}.",
         check_69,
         demo="With the KL added, maximising the 'bound' pushes q away from the prior without limit (the KL term grows), so training diverges; the zero case ignores dropout, and the x log x term is not a likelihood.",

@@ -673,8 +673,10 @@ ENTRIES = [
         "variance of the naive estimate",
         r"\text{the variance of (35) is very high (and (36)'s lower)}",
         "wrong",
-        r"\mathrm{Var}\,(35) = \mathrm{Var}\,(36)\ \text{exactly (same law, } z=\mu+\sigma\epsilon);"
-        r"\ \text{the high-variance object is the score-function gradient } "
+        r"\mathrm{Var}\,(35) = \mathrm{Var}\,(36)\ \text{exactly (same law, } z=\mu+\sigma\epsilon)"
+        "\n"
+        r"\text{the high-variance object is the score-function gradient}"
+        "\n"
         r"f(z)\nabla_\phi\log q_\phi(z|x)\ \text{vs the pathwise } \nabla_\phi f(\mu+\sigma\epsilon)",
         "Var of (35) and (36) computed by integration: equal; exact variances of the two gradient "
         "estimators at a point: score > 10 x reparam.",
@@ -779,18 +781,21 @@ ENTRIES = [
     Entry(
         "text after (44): one more term",
         "VAE loss vs AE loss",
-        r"\text{the VAE loss has one more term } z_n^2=(a_1x_{n1}+a_2x_{n2})^2 \text{ than AE loss}",
+        r"the VAE loss has one more term $z_n^2=(a_1x_{n1}+a_2x_{n2})^2$ than AE loss",
         "slip",
-        r"(44)-\tfrac12(16)|_{\lambda=0}=\frac{z_n^2}{2}+\frac{b_1^2+b_2^2}{12}\ \text{(two terms: the code penalty and an } \ell_2 \text{ penalty on the decoder)}",
+        r"$(44)-\tfrac12(16)|_{\lambda=0}=\frac{z_n^2}{2}+\frac{b_1^2+b_2^2}{12}$: two terms, the code "
+        r"penalty and an $\ell_2$ penalty on the decoder",
         "sympy: the per-sample loss (44) minus half the AE summand (16) at lam = 0 is z^2/2 + (b1^2 + b2^2)/12, not a multiple of z^2 (its derivative in b1 is not 0).",
         check_after_44_one_more_term,
     ),
     Entry(
         "text after (44): encoder",
         "encoder written for decoder",
-        r"\text{the mean } \mu(z,\theta) \text{ of probability encoder } p_\theta(x|z) \text{ ... as the encoder function } z=g(x,\theta)",
+        r"the mean $\mu(z,\theta)$ of probability encoder $p_\theta(x|z)$ ... as the encoder "
+        r"function $z=g(x,\theta)$",
         "slip",
-        r"\text{the mean } \mu(z,\theta) \text{ of the probabilistic decoder } p_\theta(x|z) \text{ plays the AE decoder } \tilde x=g(z,\theta)",
+        r"the mean $\mu(z,\theta)$ of the probabilistic decoder $p_\theta(x|z)$ plays the AE "
+        r"decoder $\tilde x=g(z,\theta)$",
         "sympy: the maximiser in x of log p(x|z) (gamma = 1) is (b1 z, b2 z), the AE decoder g(z); it contains z and no x, so it is not a map x -> z.",
         check_after_44_encoder,
     ),
@@ -835,7 +840,13 @@ ENTRIES = [
         "solving (46)",
         r"\text{(46) cannot be solved explicitly}",
         "wrong",
-        r"\text{5 real solutions: } 0;\ \pm(a^*, b^*);\ \pm\big(\tfrac{b}{\sqrt6}, b\big),\ b = \sqrt{\tfrac{\sqrt6-1}{5}}\,(2,-1)",
+        r"\text{five real solutions:}"
+        "\n"
+        r"(a,b) = 0"
+        "\n"
+        r"(a,b) = \pm(a^*, b^*)"
+        "\n"
+        r"(a,b) = \pm\big(\tfrac{b}{\sqrt6}, b\big)\ \text{with } b = \sqrt{\tfrac{\sqrt6-1}{5}}\,(2,-1)",
         "sympy.solve returns exactly five real solutions, equal to the closed forms.",
         check_after_46_unsolvable,
         demo="Believing the system unsolvable, one cannot tell whether gradient descent may stop "
@@ -933,9 +944,14 @@ ENTRIES = [
         "solving (54)",
         r"\text{(54) cannot be solved explicitly (a quintic)}",
         "wrong",
-        r"a = \frac{b}{\gamma+\|b\|^2},\ \mathrm{Cov}(\tilde x)\,b \parallel b:\ "
-        r"(a,b) = 0;\ \pm\big(\tfrac{(1,2)}{5+\gamma}, (1,2)\big);\ "
-        r"\pm\big(\tfrac{b}{\sqrt{\gamma(5+\gamma)}}, b\big),\ b=\sqrt{\tfrac{\sqrt{\gamma(5+\gamma)}-\gamma}{5}}(2,-1)",
+        r"a = \frac{b}{\gamma+\|b\|^2}\ \text{with } \mathrm{Cov}(\tilde x)\,b \parallel b\text{: five solutions}"
+        "\n"
+        r"(a,b) = 0"
+        "\n"
+        r"(a,b) = \pm\big(\tfrac{(1,2)}{5+\gamma}, (1,2)\big)"
+        "\n"
+        r"(a,b) = \pm\big(\tfrac{b}{\sqrt{\gamma(5+\gamma)}}, b\big)\ \text{with }"
+        r"b=\sqrt{\tfrac{\sqrt{\gamma(5+\gamma)}-\gamma}{5}}\,(2,-1)",
         "the two reduction steps are verified symbolically, the five points satisfy (54) for symbolic "
         "gamma, and Cov has two distinct eigenvalues (nothing else).",
         check_after_54_unsolvable,
@@ -966,9 +982,13 @@ ENTRIES = [
     Entry(
         "text after (54): proportional",
         "noise on the latent",
-        r"\text{impact of noise on } Z \text{ proportional to the noise level } \gamma",
+        r"impact of noise on $Z$ proportional to the noise level $\gamma$",
         "slip",
-        r"\mathrm{Var}(\epsilon_z) = \frac{\gamma}{5+\gamma}: \approx \gamma/5 \text{ for } \gamma\ll5,\ \to 1 \text{ (the prior) as } \gamma\to\infty",
+        r"\mathrm{Var}(\epsilon_z) = \frac{\gamma}{5+\gamma}"
+        "\n"
+        r"\approx \gamma/5 \text{ for } \gamma\ll5"
+        "\n"
+        r"\to 1 \text{ (the prior variance) as } \gamma\to\infty",
         "the ratio Var(eps_z)/gamma = 1/(5+gamma) depends on gamma.",
         check_after_54_proportional,
         demo="Extrapolating proportionally from gamma = 1 (1/6) to gamma = 10 predicts 10/6 > 1, "

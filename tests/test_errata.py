@@ -61,13 +61,20 @@ def test_display_math_puts_one_equation_per_line():
     body = md.split(r"\begin{gathered}")[1].split(r"\end{gathered}")[0]
     lines = [line.strip().rstrip("\\").strip() for line in body.strip().splitlines()]
     assert lines == ["a=1", r"b=\frac{1}{2}", "c=(x, y)"]  # the comma inside (x, y) stays
-    # a long formula breaks before a top-level + and never inside a group
-    long = "+".join([rf"\frac{{a_{{{k}}}+b}}{{c}}" for k in range(12)])
-    body = errata.display_math(long, width=40).split(r"\begin{gathered}")[1]
-    rows = [r.strip().rstrip("\\").strip() for r in body.split(r"\end")[0].strip().splitlines()]
-    assert len(rows) > 1 and "".join(rows) == long
-    for r in rows:
-        assert r.count("{") == r.count("}")
+    # nothing is split inside a group such as \text{...}, nor mechanically inside an equation
+    md = errata.display_math(r"\text{a, b; c}=x+y+z")
+    assert r"\text{a, b; c}=x+y+z" in md and md.count("\\\\") == 0
+    # a line starting with "[" is guarded, or \begin{gathered} would eat it as an option
+    assert "\\begin{gathered}\n{}[a, b]" in errata.display_math("[a, b]")
+
+
+def test_display_math_keeps_hand_written_lines_aligned():
+    md = errata.display_math("P(X{=}0)=a+b\n=c\n+d\nq=\\text{x = y}\n\\text{remark}")
+    body = md.split(r"\begin{aligned}")[1].split(r"\end{aligned}")[0]
+    lines = [line.strip().removesuffix("\\\\").strip() for line in body.strip().splitlines()]
+    # a continuation aligns its sign, a sum is indented, an equation aligns at its first
+    # top-level "=" (not the one inside X{=}0), a remark starts at the alignment point
+    assert lines == ["P(X{=}0) &=a+b", "&=c", r"&\quad +d", r"q &=\text{x = y}", r"&\text{remark}"]
 
 
 def test_prose_claims_sit_next_to_their_equation():

@@ -26,6 +26,7 @@
 import ast
 import inspect
 import random
+import re
 import sys
 import textwrap
 import warnings
@@ -47,6 +48,7 @@ from derivations import elbo as E
 from derivations.ledger import by_label
 from scvi_edu.exercises import EXERCISE_CH4, check_cell_elbo, check_warmup_optimum
 from scvi_edu.module import VAE
+from scvi_edu.nn import DecoderSCVI
 from scvi_edu.train import kl_weight_schedule
 
 torch.manual_seed(0)
@@ -63,12 +65,18 @@ def show_source(fn):
     lines = src.splitlines()
     if isinstance(first, ast.Expr) and isinstance(getattr(first, "value", None), ast.Constant):
         del lines[first.lineno - 1 : first.end_lineno]
+    lines = [ln for ln in lines if not re.match(r"\s*# TASK \d+\.\d+ (begin|end)$", ln)]
     display(Markdown("```python\n" + "\n".join(lines) + "\n```"))
+
+
+def tex(expr):
+    """LaTeX of a sympy expression, with sympy's ``loggamma`` written as $\\log\\Gamma$."""
+    return sp.latex(expr).replace(r"\operatorname{loggamma}", r"\log\Gamma")
 
 
 def show_terms(lhs, expr, per_line=3):
     """Display ``lhs = expr`` with ``per_line`` terms of the sum a line (a narrow page)."""
-    parts = [sp.latex(t) for t in sp.Add.make_args(expr)]
+    parts = [tex(t) for t in sp.Add.make_args(expr)]
     rows = [" + ".join(parts[k : k + per_line]) for k in range(0, len(parts), per_line)]
     body = lhs + " &= " + rows[0].replace("+ -", "- ")
     for r in rows[1:]:
@@ -159,9 +167,9 @@ box(4.4, 4.1, f"NN1 {lin('NN1')}\nmean of $z$", "enc")
 box(4.4, 3.0, f"NN2 {lin('NN2')}\nsd of $z$", "enc")
 box(4.4, 1.8, f"NN3 {lin('NN3')}\nmean of $\\log l$", "enc")
 box(4.4, 0.7, f"NN4 {lin('NN4')}\nsd of $\\log l$", "enc")
-box(6.1, 3.55, f"$z$ ({d})\n$=$NN1$+$NN2$\\,\\epsilon_z$", "out")
+box(6.1, 3.55, f"$z$ ({d})\n$=$NN1$+$NN2$\\,\\epsilon_z$", "out", w=1.3)
 box(6.1, 1.25, "$\\log l$ (1)\n$=$NN3$+$NN4$\\,\\epsilon_l$", "out")
-box(7.7, 3.55, f"hidden\nLinear {lin('decoder hidden')}", "hid")
+box(7.85, 3.55, f"hidden\nLinear {lin('decoder hidden')}", "hid", w=1.3)
 box(9.4, 4.1, f"NN5 {lin('NN5')}\n$\\rho=$softmax", "dec")
 box(9.4, 3.0, f"NN6 {lin('NN6')}\n$f_h$ (zero logits)", "dec")
 box(9.4, 1.25, f"ZINB$(x\\mid l\\rho,\\theta,f_h)$\n$\\theta$: {G} parameters", "dec", w=1.9)
@@ -174,11 +182,11 @@ for y0, ys in ((3.5, (4.1, 3.0)), (1.3, (1.8, 0.7))):
         arrow((3.35, y0), (3.65, y))
 for y, y1 in ((4.1, 3.55), (3.0, 3.55), (1.8, 1.25), (0.7, 1.25)):
     arrow((5.15, y), (5.35, y1))
-arrow((6.85, 3.55), (6.95, 3.55))
-ax.plot([0.8, 0.8, 7.7], [0.29, 0.1, 0.1], color="0.35", lw=1)  # s goes to the decoder
-arrow((7.7, 0.1), (7.7, 3.24))
+arrow((6.75, 3.55), (7.2, 3.55))  # z goes to the decoder
+ax.plot([0.8, 0.8, 7.85], [0.29, 0.1, 0.1], color="0.35", lw=1)  # s goes to the decoder
+arrow((7.85, 0.1), (7.85, 3.24))
 for y in (4.1, 3.0):
-    arrow((8.45, 3.55), (8.65, y))
+    arrow((8.5, 3.55), (8.65, y))
 arrow((9.4, 2.68), (9.4, 1.56))
 ax.plot([10.125, 10.3, 10.3], [4.1, 4.1, 1.7], color="0.35", lw=1)  # rho goes to the ZINB
 arrow((10.3, 1.7), (10.3, 1.56))
@@ -226,11 +234,19 @@ show_source(VAE.inference)
 show_source(VAE.generative)
 
 # %% [markdown]
+# `VAE.generative` calls the decoder, whose forward pass holds (55)–(56): the softmax that
+# makes $\rho$ (`px_scale`) and the NB mean $\mu = l\rho$ (`px_rate`, with `library` the
+# *log* library size):
+
+# %%
+show_source(DecoderSCVI.forward)
+
+# %% [markdown]
 # ## 4.4 The two KL terms, by hand
 #
 # **Gaussians (63)–(64).** For $p_i = \mathcal N(m_i, \sigma_i^2)$,
-# $\log\frac{p_1(x)}{p_2(x)} = \log\frac{\sigma_2}{\sigma_1} - \frac{(x-m_1)^2}{2\sigma_1^2}
-# + \frac{(x-m_2)^2}{2\sigma_2^2}$. Under $p_1$, $\mathbb E(x-m_1)^2 = \sigma_1^2$ and
+# $\log\frac{p_1(x)}{p_2(x)} = \log\frac{\sigma_2}{\sigma_1} - \frac{(x-m_1)^2}{2\sigma_1^2} +
+# \frac{(x-m_2)^2}{2\sigma_2^2}$. Under $p_1$, $\mathbb E(x-m_1)^2 = \sigma_1^2$ and
 # $\mathbb E(x-m_2)^2 = \sigma_1^2 + (m_1-m_2)^2$, so
 #
 # $$
@@ -348,8 +364,8 @@ display(Math(r"l = e^{" + sp.latex(log_l) + r"},\qquad \rho_1 = 1 - \rho_2 = "
 for g, xg in enumerate(x_cell):
     term = E.log_zinb(xg, l * [rho_1, 1 - rho_1][g], [th1, th2][g], [zi1, zi2][g])
     show_terms(rf"\log\mathrm{{ZINB}}(x_{g + 1} = {xg})", term, per_line=2)
-display(Math(r"\mathrm{KL}_z = " + sp.latex(short["kl_z"])))
-display(Math(r"\mathrm{KL}_l = " + sp.latex(short["kl_l"])))
+display(Math(r"\mathrm{KL}_z = " + tex(short["kl_z"])))
+display(Math(r"\mathrm{KL}_l = " + tex(short["kl_l"])))
 back = short["elbo"].subs({rho_1: rho_of_z, l: sp.exp(log_l)})
 assert sp.simplify(back - full["elbo"]) == 0  # same bound, noise explicit
 assert sp.diff(full["elbo"], eps_z) != 0 and sp.diff(full["elbo"], eps_l) != 0
@@ -447,10 +463,35 @@ print(f"the printed expression is above log p(x) at {n_above} of {len(means)} me
 assert corrected.max() <= log_px < printed.max() and n_above > 0
 
 # %% [markdown]
-# Maximising the printed expression rewards a $q$ far from the prior: the KL term grows without
-# bound while the reconstruction term stays finite, so training would diverge. (Chapter 6's
-# second exercise works this out for a one-dimensional Gaussian.)
-#
+# On the plotted range the printed curve has a peak and turns down again: $\log\rho_g$ is
+# linear in $z$ once the softmax saturates, so the reconstruction term falls about linearly in
+# $|m|$. It still has no maximum over $q$. Its KL term grows like $m^2/2$, faster than the
+# reconstruction term falls, and like $-\log s$ as the sd $s$ of $q(z)$ shrinks, while the
+# reconstruction term tends to the finite $\log p(x\mid z=m)$. So shrinking $s$ raises the
+# printed expression by $\log 10 \approx 2.303$ nats per decade without limit, and training
+# on it would collapse $q(z)$ to a point. (Chapter 6's second exercise works this out for a
+# one-dimensional Gaussian.)
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+m_peak = means[printed.argmax()]
+sds = [0.3, 1e-1, 1e-2, 1e-3, 1e-4]
+rows = {
+    "printed (69)": [toy.elbo(x_toy, (0.0, s), ql, printed=True) for s in sds],
+    "corrected": [toy.elbo(x_toy, (0.0, s), ql) for s in sds],
+}
+far = {m: toy.elbo(x_toy, (m, 0.3), ql, printed=True) for m in (-10.0, 20.0)}
+print(f"the printed curve peaks at m = {m_peak:.1f} on the plotted range")
+display(pd.DataFrame(rows, index=[f"s = {s:g}" for s in sds]).T.round(3))
+print(
+    "printed (69) far from the prior: " + ", ".join(f"m = {m:g}: {v:.2f}" for m, v in far.items())
+)
+steps = np.diff(rows["printed (69)"][1:])
+assert 2.5 < m_peak < 3 and printed[-1] < printed.max()
+assert np.allclose(steps, np.log(10), atol=1e-2) and rows["printed (69)"][-1] > log_px
+assert all(v > log_px for v in far.values())
+
+# %% [markdown]
 # ## 4.7 The softmax of Fig. 3
 #
 # Fig. 3 (and the text after (59)) defines the expected frequencies as
@@ -526,12 +567,12 @@ assert weights[0] == 0 and weights[-1] == 1 and np.all(np.diff(weights) >= 0)
 # %%
 labels = ["(60)", "(61)", "(62)", "(63)", "(64)", "(65)", "(66)", "(67)", "(68)", "(69)", "(70)",
           "text before (61): library encoder networks", "Fig. 3 softmax (text after (59))"]  # fmt: skip
-rows = []
+rows = ["| entry | topic | verdict | tier |", "|---|---|---|---|"]  # a markdown table: math renders
 for label in labels:
     entry = by_label(label)
     assert entry.check() == entry.verdict
-    rows.append((label, entry.topic, entry.verdict, entry.tier or "-"))
-display(pd.DataFrame(rows, columns=["entry", "topic", "verdict", "tier"]).set_index("entry"))
+    rows.append(f"| {label} | {entry.topic} | {entry.verdict} | {entry.tier or '-'} |")
+display(Markdown("\n".join(rows)))
 
 # %% [markdown]
 # ## Exercises

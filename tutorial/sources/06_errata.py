@@ -13,12 +13,24 @@
 #
 # | tier | verdict | what it means | how the test knows |
 # |---|---|---|---|
-# | **breaks computation** | `wrong` | a printed formula that gives wrong numbers if used | its `consequence()` evaluates the printed and the correct formula at one input; they must differ |
-# | **wrong statement** | `wrong` | a false claim of the prose ("cannot be solved", "$\gamma\approx 1$") | a prose label: nothing is computed from it |
-# | **slip** | `slip` | a typo with an obvious reading, which the check proves | the check proves the reading |
+# | **breaks computation** | `wrong` | a printed formula that gives wrong numbers if used, and that no later line of the tutorial restores | its `consequence()` evaluates the printed and the correct formula at one input; they must differ |
+# | **wrong statement** | `wrong` | a false claim of the prose ("cannot be solved", "$\gamma\approx 1$") | its `check()` refutes the claim; it has no `consequence()`, because a claim is not a formula to evaluate |
+# | **slip** | `slip` | a typo, a sign ambiguity or an imprecise statement with an obvious reading, which the check proves | the check proves the reading |
+#
+# One rule decides between the first and the last tier for a printed formula: a formula whose
+# mistake the *next* line of the tutorial undoes is a slip, because a reader who follows the
+# derivation never computes with the wrong line. (7), (12) and (19) are such slips: the next
+# equations, (8), (13) and (20), use the right expression; (63) restores its wrong normalisation
+# in its own result. The log-normal density printed after (55) is not: it integrates to
+# $\sigma$ instead of 1, and no later line puts the missing $1/\sigma$ back, so a log-likelihood or
+# a KL computed from it is wrong; it breaks computation.
 #
 # This chapter holds no verdict of its own: everything below is generated from the ledger
-# (`derivations/errata.py`), and the checks of the first tier are run again here, live.
+# (`derivations/errata.py`), and the checks of the first tier are run again here, live. Each
+# verdict is computed by its entry's `check()`; each tier is recorded in the ledger, and the test
+# suite checks that it fits the computed verdict (a `slip` is always the tier slip; a
+# `breaks computation` entry, and only such an entry, has a `consequence()` whose two numbers
+# differ).
 
 # %%
 import random
@@ -37,7 +49,7 @@ from IPython.display import Markdown, display
 
 from derivations import errata
 from derivations.errata import m_q, s_q, x_obs
-from derivations.ledger import TIERS, all_entries
+from derivations.ledger import TIERS, all_entries, by_label
 from scvi_edu.exercises import EXERCISE_CH6, check_zero_probability
 
 rng = np.random.default_rng(0)
@@ -125,9 +137,14 @@ chapter_of = [
     (59, "[chapter 3](03_negative_binomial.ipynb)"),
     (70, "[chapter 4](04_scvi_elbo.ipynb)"),
 ]
+# Fig. 3 (after (59)) is the decoder's softmax: chapter 4
+derived_in = {"Fig. 3": "[chapter 4](04_scvi_elbo.ipynb) §4.7"}
 
 
 def where(e):
+    for prefix, link in derived_in.items():
+        if e.label.startswith(prefix):
+            return link
     n = int(re.search(r"\((\d+)\)", e.label).group(1))
     return next(link for last, link in chapter_of if n <= last)
 
@@ -178,9 +195,10 @@ assert (table["recorded"] == table["computed"]).all()
 # %% [markdown]
 # ## 6.3 Wrong statements
 #
-# False claims of the prose. None of them is a formula you would compute with, but each teaches
-# something false: that an equation "cannot be solved" when sympy solves it, or that $\gamma
-# \approx 1$ when the data give $\gamma = 77/180$.
+# False claims of the prose. Each is a claim about the mathematics, not a formula to compute
+# with, and each teaches something false: that an equation "cannot be solved" when sympy solves
+# it, that $\gamma \approx 1$ when the data give $\gamma = 77/180$, or that the reparameterised
+# estimate (36) has a lower variance than (35) when the two have the same law.
 
 # %%
 statements = [e for e in errata.by_tier(entries) if e.tier == "wrong statement"]
@@ -189,7 +207,8 @@ display(Markdown(errata.entries_markdown(statements)))
 # %% [markdown]
 # ## 6.4 Slips
 #
-# Typos with an obvious reading; each check proves the reading. This includes the two slips of
+# Typos, a sign ambiguity and imprecise statements, each with an obvious reading; each check
+# proves the reading. This includes the two slips of
 # the prose after (44): "encoder" is written where the decoder $p_\theta(x|z)$ is meant, and "one
 # more term" understates the difference between the VAE loss (44) and the autoencoder loss
 # (16). The difference is two terms: $z_n^2/2$ and an $\ell_2$ penalty $(b_1^2+b_2^2)/12$ on the
@@ -275,20 +294,31 @@ print(f"printed 'bound' at s = 0.02: {f_printed(0.02):.4f} (above log p(x))")
 assert abs(f_correct(s_star) - log_px) < 1e-12 and (f_correct(svals) <= log_px + 1e-12).all()
 assert f_printed(0.02) > log_px
 
+# %% tags=["remove-cell"]
+# the takeaways below name every entry that breaks computation
+listed = ["(25)", "(26)", "text after (27): gain", "text after (55): log-normal pdf", "(58)",
+          "(59)", "Fig. 3 softmax (text after (59))", "(62)", "(69)"]  # fmt: skip
+assert sorted(listed) == sorted(e.label for e in breaks)
+# and 6.2 sends Fig. 3 to chapter 4, where the softmax is derived
+assert where(by_label("Fig. 3 softmax (text after (59))")).startswith("[chapter 4]")
+
 # %% [markdown]
 # ## Key takeaways
 #
 # - Of the tutorial's 70 equations and its claims, most are right; the mistakes that matter
-#   are the few that **break computation**: (25)/(26), the zero-inflated likelihood (58)/(59),
-#   the softmax of Fig. 3, the library prior (62) and the bound (69).
+#   are the few that **break computation**: the penalised minimiser (25)/(26) and the gain
+#   after (27), the log-normal density after (55), the zero-inflated likelihood (58)/(59), the
+#   softmax of Fig. 3, the library prior (62) and the bound (69).
 # - A bound that *adds* a KL is no bound: it can exceed $\log p(x)$ and grows without limit
 #   as $q$ collapses, so maximising it drives the encoder away from the prior instead of
 #   fitting the data.
 # - In scVI's parameterisation $\sigma(f_h)$ is the probability of *keeping* a count; the zero
 #   probability is $\sigma(-f_h) + \sigma(f_h)\,\mathrm{NB}(0)$, and swapping the weights roughly
 #   doubles it in exercise 1's example.
-# - Every verdict and tier here is computed, not asserted: the ledger's checks re-derive each
-#   equation, and the test suite holds the ledger, the tier and this page to the same results.
+# - Every verdict here is computed: each entry's `check()` re-derives its equation. The tiers
+#   are recorded in the ledger and checked for consistency with the computed verdict (and a
+#   "breaks computation" entry with a `consequence()` whose two numbers differ); the test suite
+#   holds the ledger and this page to the same results.
 #
 # ## Solutions
 #

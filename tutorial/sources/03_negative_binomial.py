@@ -700,8 +700,10 @@ md(grads.map(lambda v: "" if np.isnan(v) else f"{v:.1e}"))
 # `check()` *computes* the verdict with sympy or numerics; the test suite
 # (`tests/test_ledger.py`) re-runs every check, so a verdict cannot drift from the mathematics.
 # `slip`: a typo with an obvious reading; `wrong`: no reading repairs it. The ledger also ranks
-# each entry by its consequence (its tier); the two `wrong` entries here **break computation**,
-# as the demonstrations under the table show with numbers.
+# each entry by its consequence (its tier); the three `wrong` entries here **break
+# computation**: the log-normal density printed after (55) integrates to $\sqrt{l_{\sigma^2}}$, not 1
+# (nothing later restores the factor), and (58) and (59), as the demonstrations under the table
+# show with numbers.
 
 # %%
 labels = [
@@ -726,7 +728,8 @@ for label in labels:
         }
     )
 md(pd.DataFrame(ledger_rows).set_index("equation"))
-assert [by_label(lb).tier for lb in ("(58)", "(59)")] == ["breaks computation"] * 2
+breaking = ["text after (55): log-normal pdf", "(58)", "(59)"]
+assert [lb for lb in labels if by_label(lb).tier == "breaks computation"] == breaking
 
 
 def as_math(text):  # the ledger's demonstrations name mu, theta, f_h in plain text

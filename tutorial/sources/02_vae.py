@@ -50,6 +50,7 @@ from matplotlib.lines import Line2D
 
 from derivations import vae as V
 from derivations.ledger_vae import ENTRIES
+from scvi_edu.display import markdown_table
 from scvi_edu.exercises import (
     EXERCISE_CH2_BETA,
     EXERCISE_CH2_SADDLE,
@@ -68,14 +69,7 @@ g, x1, x2, z = V.gamma, V.x1, V.x2, V.z
 a1, a2, b1, b2 = V.PARAMS
 
 
-def md(df):
-    """Display a (rounded) DataFrame as a Markdown table, so that $...$ in its labels renders."""
-    head = [df.index.name or ""] + [str(c) for c in df.columns]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for idx, row in zip(df.index, df.itertuples(index=False), strict=True):
-        cells = [("" if np.isnan(v) else f"{v:g}") if isinstance(v, float) else str(v) for v in row]
-        lines.append("| " + " | ".join([str(idx), *cells]) + " |")
-    display(Markdown("\n".join(lines)))
+md = markdown_table  # a DataFrame as a Markdown table: $...$ in labels renders
 
 
 def show(lhs, expr):

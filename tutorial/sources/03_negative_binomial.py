@@ -47,19 +47,12 @@ from derivations import negative_binomial as NB
 from derivations.ledger import by_label
 from derivations.ledger_scvi import DEMOS
 from scvi_edu.datasets import pbmc68k_counts
+from scvi_edu.display import markdown_table
 from scvi_edu.distributions import log_nb_positive, log_zinb_positive
 from scvi_edu.exercises import check_theta_fit
 from scvi_edu.fast_likelihood import zinb_log_likelihood
 
-
-def md(df):
-    """Display a (rounded) DataFrame as a Markdown table, so that $...$ in its labels renders."""
-    head = [df.index.name or ""] + [str(c) for c in df.columns]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for idx, row in zip(df.index, df.itertuples(index=False), strict=True):
-        cells = [("" if np.isnan(v) else f"{v:g}") if isinstance(v, float) else str(v) for v in row]
-        lines.append("| " + " | ".join([str(idx), *cells]) + " |")
-    display(Markdown("\n".join(lines)))
+md = markdown_table  # a DataFrame as a Markdown table: $...$ in labels renders
 
 
 torch.manual_seed(0)

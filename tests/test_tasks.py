@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
+from _grading import failure  # tests/ is on sys.path
 from scipy import special, stats
 
 from scvi_edu import differential, distributions, posterior
@@ -516,38 +517,44 @@ class TestTask3_1:
     pytestmark = pytest.mark.task_3_1
 
     def test_log_nb_positive_matches_scipy(self):
-        check_log_nb_positive(distributions.log_nb_positive)
+        problem = failure(check_log_nb_positive, distributions.log_nb_positive)
+        assert problem is None, problem
 
 
 class TestTask3_2:
     pytestmark = pytest.mark.task_3_2
 
     def test_log_zinb_positive_matches_scipy(self):
-        check_log_zinb_positive(distributions.log_zinb_positive)
+        problem = failure(check_log_zinb_positive, distributions.log_zinb_positive)
+        assert problem is None, problem
 
     def test_zinb_trains_by_autograd(self):
-        check_zinb_trains()
+        problem = failure(check_zinb_trains)
+        assert problem is None, problem
 
 
 class TestTask3_3:
     pytestmark = pytest.mark.task_3_3
 
     def test_log_poisson_matches_scipy(self):
-        check_log_poisson(distributions.log_poisson)
+        problem = failure(check_log_poisson, distributions.log_poisson)
+        assert problem is None, problem
 
 
 class TestTask4_1:
     pytestmark = pytest.mark.task_4_1
 
     def test_kl_normal_matches_torch_distributions(self):
-        check_kl_normal(distributions.kl_normal)
+        problem = failure(check_kl_normal, distributions.kl_normal)
+        assert problem is None, problem
 
 
 class TestTask4_2:
     pytestmark = pytest.mark.task_4_2
 
     def test_z_is_reparameterised(self):
-        check_reparameterisation(_small_vae())
+        problem = failure(check_reparameterisation, _small_vae())
+        assert problem is None, problem
 
 
 class TestTask4_3:
@@ -555,14 +562,16 @@ class TestTask4_3:
 
     def test_decoder_softmax_and_rate(self):
         torch.manual_seed(0)
-        check_softmax_decoder(DecoderSCVI(3, 6, n_hidden=8).double().eval())
+        problem = failure(check_softmax_decoder, DecoderSCVI(3, 6, n_hidden=8).double().eval())
+        assert problem is None, problem
 
 
 class TestTask4_4:
     pytestmark = pytest.mark.task_4_4
 
     def test_library_size_prior_per_batch(self):
-        check_library_size_prior(library_size_prior)
+        problem = failure(check_library_size_prior, library_size_prior)
+        assert problem is None, problem
 
 
 class TestTask4_5:
@@ -570,25 +579,29 @@ class TestTask4_5:
 
     def test_elbo_subtracts_the_kl_terms(self, monkeypatch):
         monkeypatch.setattr(module_py, "kl_normal", _reference_kl_normal)  # graded without 4.1
-        check_elbo(_small_vae)
+        problem = failure(check_elbo, _small_vae)
+        assert problem is None, problem
 
 
 class TestTask5_1:
     pytestmark = pytest.mark.task_5_1
 
     def test_kl_weight_schedule(self):
-        check_kl_weight_schedule(kl_weight_schedule)
+        problem = failure(check_kl_weight_schedule, kl_weight_schedule)
+        assert problem is None, problem
 
 
 class TestTask5_2:
     pytestmark = pytest.mark.task_5_2
 
     def test_marginal_ll_matches_quadrature(self):
-        check_marginal_ll(posterior.marginal_ll)
+        problem = failure(check_marginal_ll, posterior.marginal_ll)
+        assert problem is None, problem
 
 
 class TestTask5_3:
     pytestmark = pytest.mark.task_5_3
 
     def test_bayes_factors(self):
-        check_bayes_factors(differential.bayes_factors)
+        problem = failure(check_bayes_factors, differential.bayes_factors)
+        assert problem is None, problem

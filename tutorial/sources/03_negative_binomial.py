@@ -165,6 +165,11 @@ draws = pd.DataFrame(
     index=["$w$ (Gamma)", "$y$ (Poisson of $l\\,w$)", "$x$ (after dropout)"],
 )
 md(draws.round(3))
+# what the text below claims: E w = rho, E y = l rho = 6, and Var y far above E y
+se_y = math.sqrt(y_draws.var() / n_draws)
+assert abs(w_draws.mean() - rho_) < 4 * math.sqrt(w_draws.var() / n_draws)
+assert abs(y_draws.mean() - mu_) < 4 * se_y
+assert y_draws.var() > 3 * y_draws.mean()
 
 # %% [markdown]
 # The Gamma step alone makes $y$ over-dispersed: its variance is far above its mean of about 6.

@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .context import seeded
+
 __all__ = ["FCLayers", "Encoder", "DecoderSCVI", "one_hot"]
 
 
@@ -222,8 +224,9 @@ def recompute_batchnorm_statistics(module: nn.Module, minibatches) -> int:
     with the weights fixed: only BatchNorm layers run in training mode, dropout stays off.
 
     ``minibatches`` yields the positional arguments of ``module(...)`` as a tuple (or a single
-    tensor). Gradients are off, the global Torch RNG is left untouched (a forward pass may
-    sample), and the module's training flags and momenta are restored. Returns the number of
+    tensor). Gradients are off, the forward passes' draws are fixed (``seeded(0)``: the same
+    statistics every time, the caller's RNG untouched), and the module's training flags and
+    momenta are restored. Returns the number of
     minibatches used.
     """
     norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
@@ -238,7 +241,7 @@ def recompute_batchnorm_statistics(module: nn.Module, minibatches) -> int:
             m.reset_running_stats()
             m.momentum = None  # cumulative moving average: the plain mean over minibatches
             m.train()
-        with torch.no_grad(), torch.random.fork_rng():
+        with torch.no_grad(), seeded(0):  # the decoder's BatchNorm sees a sampled z
             for args in minibatches:
                 args = args if isinstance(args, tuple) else (args,)
                 if args[0].shape[0] < 2:
